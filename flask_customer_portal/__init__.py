@@ -1,0 +1,45 @@
+"""A secure, branded, self-service billing portal for the customers of any Flask app."""
+
+from __future__ import annotations
+
+from importlib.metadata import version as _version
+
+from .billing import (
+    issue_invoice,
+    outstanding_dues,
+    record_failed_renewal,
+    record_payment,
+    record_refund,
+    void_invoice,
+)
+from .businesses import create_business, get_business, update_business
+from .customers import find_customer, get_customer, upsert_customer
+from .errors import ConfigurationError, CustomerPortalError, InvalidTransition, ValidationError
+from .extension import CustomerPortal
+from .licenses import issue_license_key
+from .subscriptions import start_subscription, transition
+
+__version__ = _version("flask-customer-portal")
+
+__all__ = [
+    "ConfigurationError",
+    "CustomerPortal",
+    "CustomerPortalError",
+    "InvalidTransition",
+    "ValidationError",
+    "create_business",
+    "find_customer",
+    "get_business",
+    "get_customer",
+    "issue_invoice",
+    "issue_license_key",
+    "outstanding_dues",
+    "record_failed_renewal",
+    "record_payment",
+    "record_refund",
+    "start_subscription",
+    "transition",
+    "update_business",
+    "upsert_customer",
+    "void_invoice",
+]

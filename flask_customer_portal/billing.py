@@ -1,0 +1,385 @@
+"""Invoices, payments, refunds and dues: the billing records the portal shows."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select, update
+
+from . import validation as v
+from .db import db_session, unit_of_work, utcnow
+from .errors import ValidationError
+from .models import Business, Customer, Invoice, InvoiceLine, Payment, Refund, Subscription
+from .subscriptions import add_interval, transition
+
+
+def issue_invoice(
+    customer: Customer,
+    lines: Iterable[Mapping[str, Any]],
+    *,
+    currency: str,
+    tax: int = 0,
+    subscription: Subscription | None = None,
+    status: str = "open",
+    issued_at: datetime | None = None,
+    due_at: datetime | None = None,
+) -> Invoice:
+    """Issue an invoice to ``customer`` and commit it.
+
+    The invoice takes the next number of its business (``ACME-000042``) and a
+    frozen copy of the business's and customer's details, so a later change of
+    address never rewrites an issued invoice. Pay it with :func:`record_payment`.
+
+    :param lines: mappings with ``description``, ``unit_amount`` (minor units)
+        and optionally ``quantity`` (default 1).
+    :param tax: the tax on the whole invoice, in minor units.
+    :param status: ``"open"`` (awaiting payment) or ``"draft"``.
+    """
+    items = _lines(lines)
+    currency = v.currency("currency", currency)
+    tax = v.amount("tax", tax)
+    status = v.choice("status", status, ("open", "draft"))
+    issued = v.aware("issued_at", issued_at, required=False) or utcnow()
+    due = v.aware("due_at", due_at, required=False)
+    if subscription is not None:
+        _check_owner("subscription", subscription.customer_id, customer)
+        if subscription.currency != currency:
+            raise ValidationError("currency", "differs from the subscription's currency")
+    with unit_of_work() as session:
+        invoice = _new_invoice(
+            customer,
+            items,
+            currency=currency,
+            tax=tax,
+            subscription=subscription,
+            status=status,
+            issued_at=issued,
+            due_at=due,
+        )
+        session.add(invoice)
+    return invoice
+
+
+def void_invoice(invoice: Invoice) -> Invoice:
+    """Void an open or draft invoice (it stays in the history, no longer due); commit."""
+    with unit_of_work() as session:
+        result = session.execute(
+            update(Invoice)
+            .where(Invoice.id == invoice.id, Invoice.status.in_(("open", "draft")))
+            .values(status="void")
+        )
+        if result.rowcount != 1:  # type: ignore[attr-defined]
+            raise ValidationError("invoice", f"a {invoice.status} invoice cannot be voided")
+    session.refresh(invoice)
+    return invoice
+
+
+def record_payment(
+    customer: Customer,
+    *,
+    amount: int,
+    currency: str,
+    invoice: Invoice | None = None,
+    status: str = "succeeded",
+    provider_reference: str | None = None,
+    idempotency_key: str | None = None,
+    failure_reason: str | None = None,
+    at: datetime | None = None,
+) -> Payment:
+    """Record a payment (or a failed attempt) the merchant's system made; commit.
+
+    A succeeded payment that brings an open invoice's payments up to its total
+    marks the invoice paid. Recording the same ``idempotency_key`` twice returns
+    the first payment, so a retried webhook never records money twice.
+
+    :param status: ``"succeeded"``, ``"failed"`` (give a ``failure_reason``) or ``"pending"``.
+    :param at: when it happened (now by default).
+    """
+    fields = _payment_fields(
+        customer,
+        amount=amount,
+        currency=currency,
+        invoice=invoice,
+        status=status,
+        provider_reference=provider_reference,
+        idempotency_key=idempotency_key,
+        failure_reason=failure_reason,
+    )
+    when = v.aware("at", at, required=False) or utcnow()
+    with unit_of_work() as session:
+        if idempotency_key is not None:
+            existing = session.scalar(select(Payment).filter_by(idempotency_key=idempotency_key))
+            if existing is not None:
+                return _same_payment(existing, fields)
+        if invoice is not None and status == "succeeded":
+            _apply_to_invoice(invoice, fields["amount"], when)
+        payment = Payment(created_at=when, updated_at=when, **fields)
+        session.add(payment)
+    return payment
+
+
+def record_refund(
+    payment: Payment,
+    *,
+    amount: int | None = None,
+    reason: str | None = None,
+    provider_reference: str | None = None,
+    idempotency_key: str | None = None,
+    at: datetime | None = None,
+) -> Refund:
+    """Record a refund of a succeeded payment (all of it when ``amount`` is omitted); commit.
+
+    The refunds of a payment never add up to more than the payment.
+    """
+    if payment.status != "succeeded":
+        raise ValidationError("payment", f"a {payment.status} payment cannot be refunded")
+    reason = v.text("reason", reason, max_length=500, required=False)
+    provider_reference = v.text(
+        "provider_reference", provider_reference, max_length=255, required=False
+    )
+    when = v.aware("at", at, required=False) or utcnow()
+    with unit_of_work() as session:
+        if idempotency_key is not None:
+            existing = session.scalar(select(Refund).filter_by(idempotency_key=idempotency_key))
+            if existing is not None:
+                return existing
+        # Lock the payment so that two refunds racing cannot both pass the check.
+        session.execute(select(Payment.id).filter_by(id=payment.id).with_for_update())
+        refunded = session.scalar(
+            select(func.coalesce(func.sum(Refund.amount), 0)).where(
+                Refund.payment_id == payment.id, Refund.status != "failed"
+            )
+        )
+        left = payment.amount - int(refunded or 0)
+        amount = left if amount is None else v.amount("amount", amount, positive=True)
+        if amount > left or left == 0:
+            raise ValidationError("amount", f"exceeds what is left to refund ({left})")
+        refund = Refund(
+            payment_id=payment.id,
+            amount=amount,
+            currency=payment.currency,
+            status="succeeded",
+            reason=reason,
+            provider_reference=provider_reference,
+            idempotency_key=idempotency_key,
+            created_at=when,
+        )
+        session.add(refund)
+    return refund
+
+
+def record_failed_renewal(
+    subscription: Subscription,
+    *,
+    reason: str,
+    amount: int | None = None,
+    provider_reference: str | None = None,
+    idempotency_key: str | None = None,
+    at: datetime | None = None,
+) -> Invoice:
+    """Record that a renewal payment failed: open an invoice for the dues, put the plan on hold.
+
+    In one transaction: the subscription moves to the next period, an open
+    invoice for that period (``amount``, default price × quantity) is issued, a
+    failed payment with ``reason`` is recorded against it, and the subscription
+    becomes ``on_hold`` (it may already be). Commits; returns the invoice.
+    """
+    reason = v.required_text("reason", reason, max_length=500)
+    due = v.amount("amount", subscription.amount if amount is None else amount, positive=True)
+    when = v.aware("at", at, required=False) or utcnow()
+    customer = subscription.customer
+    starts = subscription.current_period_end
+    ends = add_interval(starts, subscription.interval, subscription.interval_count)
+    with unit_of_work() as session:
+        transition(
+            subscription,
+            "on_hold",
+            current_period_start=starts,
+            current_period_end=ends,
+            next_billing_at=None,
+        )
+        line = {
+            "description": _period_description(subscription, starts, ends),
+            "unit_amount": due,
+        }
+        invoice = _new_invoice(
+            customer,
+            _lines([line]),
+            currency=subscription.currency,
+            tax=0,
+            subscription=subscription,
+            status="open",
+            issued_at=when,
+            due_at=when,
+        )
+        session.add(invoice)
+        session.flush()
+        session.add(
+            Payment(
+                customer_id=customer.id,
+                invoice_id=invoice.id,
+                subscription_id=subscription.id,
+                amount=due,
+                currency=subscription.currency,
+                status="failed",
+                failure_reason=reason,
+                provider_reference=provider_reference,
+                idempotency_key=idempotency_key,
+                created_at=when,
+                updated_at=when,
+            )
+        )
+    return invoice
+
+
+def outstanding_dues(subscription: Subscription) -> tuple[int, list[Invoice]]:
+    """Return the total of the subscription's open invoices and the invoices themselves."""
+    invoices = list(
+        db_session().scalars(
+            select(Invoice)
+            .filter_by(subscription_id=subscription.id, status="open")
+            .order_by(Invoice.issued_at, Invoice.id)
+        )
+    )
+    return sum(invoice.total for invoice in invoices), invoices
+
+
+def _new_invoice(
+    customer: Customer,
+    items: list[dict[str, Any]],
+    *,
+    currency: str,
+    tax: int,
+    subscription: Subscription | None,
+    status: str,
+    issued_at: datetime,
+    due_at: datetime | None,
+) -> Invoice:
+    subtotal = sum(item["amount"] for item in items)
+    business = customer.business
+    return Invoice(
+        business_id=business.id,
+        customer_id=customer.id,
+        subscription_id=subscription.id if subscription else None,
+        number=_next_invoice_number(business),
+        status=status,
+        currency=currency,
+        subtotal=subtotal,
+        tax=tax,
+        total=subtotal + tax,
+        issued_at=issued_at,
+        due_at=due_at,
+        business_snapshot=business.snapshot(),
+        customer_snapshot=customer.snapshot(),
+        lines=[InvoiceLine(position=i, **item) for i, item in enumerate(items, 1)],
+    )
+
+
+def _next_invoice_number(business: Business) -> str:
+    # One atomic increment: concurrent invoices of a business never share a number.
+    counter = (
+        db_session()
+        .execute(
+            update(Business)
+            .where(Business.id == business.id)
+            .values(invoice_counter=Business.invoice_counter + 1)
+            .returning(Business.invoice_counter)
+            .execution_options(synchronize_session=False)
+        )
+        .scalar_one()
+    )
+    return f"{business.invoice_prefix}-{counter:06d}"
+
+
+def _lines(lines: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    if isinstance(lines, (str, bytes, Mapping)):
+        raise ValidationError("lines", "must be a list of lines")
+    items = []
+    for index, line in enumerate(lines):
+        field = f"lines[{index}]"
+        if not isinstance(line, Mapping):
+            raise ValidationError(field, "must be a mapping with description and unit_amount")
+        unknown = set(line) - {"description", "unit_amount", "quantity"}
+        if unknown:
+            raise ValidationError(f"{field}.{sorted(unknown)[0]}", "is not a line field")
+        quantity = v.count(f"{field}.quantity", line.get("quantity", 1))
+        unit_amount = v.amount(f"{field}.unit_amount", line.get("unit_amount"))
+        items.append(
+            {
+                "description": v.required_text(
+                    f"{field}.description", line.get("description"), max_length=500
+                ),
+                "quantity": quantity,
+                "unit_amount": unit_amount,
+                "amount": quantity * unit_amount,
+            }
+        )
+    if not items:
+        raise ValidationError("lines", "an invoice needs at least one line")
+    return items
+
+
+def _payment_fields(
+    customer: Customer, *, invoice: Invoice | None, **values: Any
+) -> dict[str, Any]:
+    status = v.choice("status", values["status"], ("succeeded", "failed", "pending"))
+    fields = {
+        "customer_id": customer.id,
+        "invoice_id": None,
+        "subscription_id": None,
+        "amount": v.amount("amount", values["amount"], positive=True),
+        "currency": v.currency("currency", values["currency"]),
+        "status": status,
+        "provider_reference": v.text(
+            "provider_reference", values["provider_reference"], max_length=255, required=False
+        ),
+        "idempotency_key": v.text(
+            "idempotency_key", values["idempotency_key"], max_length=255, required=False
+        ),
+        "failure_reason": v.text(
+            "failure_reason", values["failure_reason"], max_length=500, required=False
+        ),
+    }
+    if status == "failed" and not fields["failure_reason"]:
+        raise ValidationError("failure_reason", "is required for a failed payment")
+    if invoice is not None:
+        _check_owner("invoice", invoice.customer_id, customer)
+        if invoice.currency != fields["currency"]:
+            raise ValidationError("currency", "differs from the invoice's currency")
+        fields["invoice_id"] = invoice.id
+        fields["subscription_id"] = invoice.subscription_id
+    return fields
+
+
+def _apply_to_invoice(invoice: Invoice, amount: int, when: datetime) -> None:
+    if invoice.status not in ("open", "draft"):
+        raise ValidationError("invoice", f"is {invoice.status}; it takes no more payments")
+    paid = db_session().scalar(
+        select(func.coalesce(func.sum(Payment.amount), 0)).filter_by(
+            invoice_id=invoice.id, status="succeeded"
+        )
+    )
+    due = invoice.total - int(paid or 0)
+    if amount > due:
+        raise ValidationError("amount", f"exceeds the amount due on the invoice ({due})")
+    if amount == due:
+        invoice.status, invoice.paid_at = "paid", when
+
+
+def _same_payment(existing: Payment, fields: dict[str, Any]) -> Payment:
+    for key in ("customer_id", "amount", "currency", "invoice_id"):
+        if getattr(existing, key) != fields[key]:
+            raise ValidationError("idempotency_key", "was already used for a different payment")
+    return existing
+
+
+def _check_owner(field: str, owner_id: int, customer: Customer) -> None:
+    if owner_id != customer.id:
+        raise ValidationError(field, "belongs to another customer")
+
+
+def _period_description(subscription: Subscription, starts: datetime, ends: datetime) -> str:
+    name = " ".join(filter(None, (subscription.product, subscription.plan)))
+    return f"{name} ({starts:%Y-%m-%d} – {ends:%Y-%m-%d})"

@@ -1,0 +1,108 @@
+"""Businesses: the merchants whose customers use the portal."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from babel import Locale, UnknownLocaleError
+from sqlalchemy import select
+
+from . import validation as v
+from .config import config_value
+from .db import db_session, unit_of_work
+from .errors import ValidationError
+from .models import Business
+
+_PUBLIC_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{1,39}$")
+_COLOR = re.compile(r"^#[0-9a-fA-F]{6}$")
+_LOGO_MAGIC = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff")
+MAX_LOGO_BYTES = 512 * 1024
+
+_FIELDS = ("name", "support_email", "address", "tax_id", "logo", "brand_color", "default_locale")
+
+
+def create_business(
+    name: str,
+    *,
+    public_id: str | None = None,
+    invoice_prefix: str | None = None,
+    **details: Any,
+) -> Business:
+    """Create a business and commit it.
+
+    :param public_id: the id in the portal's URLs (``/portal/login/<public_id>``);
+        random when not given. Lower-case letters, digits, ``-`` and ``_``.
+    :param invoice_prefix: printed before invoice numbers (``ACME-000001``);
+        derived from the name when not given.
+    :param details: ``support_email``, ``address``, ``tax_id``, ``logo`` (PNG or
+        JPEG bytes), ``brand_color`` (``#rrggbb``), ``default_locale``.
+    """
+    fields = _clean({"name": name, **details})
+    fields.setdefault("default_locale", config_value("DEFAULT_LOCALE"))
+    if public_id is not None:
+        if not isinstance(public_id, str) or not _PUBLIC_ID.match(public_id):
+            raise ValidationError("public_id", "use 2-40 lower-case letters, digits, '-' or '_'")
+        fields["public_id"] = public_id
+    prefix = invoice_prefix or re.sub(r"[^A-Z0-9]", "", fields["name"].upper())[:6] or "INV"
+    if not re.match(r"^[A-Za-z0-9-]{1,12}$", prefix):
+        raise ValidationError("invoice_prefix", "use 1-12 letters, digits or '-'")
+    with unit_of_work() as session:
+        if public_id and session.scalar(select(Business.id).filter_by(public_id=public_id)):
+            raise ValidationError("public_id", f"{public_id!r} is taken")
+        business = Business(invoice_prefix=prefix, invoice_counter=0, **fields)
+        session.add(business)
+    return business
+
+
+def update_business(business: Business, **changes: Any) -> Business:
+    """Change a business's details (the keyword arguments of :func:`create_business`)."""
+    fields = _clean(changes, partial=True)
+    with unit_of_work():
+        for key, value in fields.items():
+            setattr(business, key, value)
+    return business
+
+
+def get_business(public_id: str) -> Business | None:
+    """Return the business with this public id, or ``None``."""
+    return db_session().scalar(select(Business).filter_by(public_id=public_id))
+
+
+def _clean(values: dict[str, Any], *, partial: bool = False) -> dict[str, Any]:
+    unknown = set(values) - set(_FIELDS)
+    if unknown:
+        raise ValidationError(sorted(unknown)[0], "is not a business field")
+    fields: dict[str, Any] = {}
+    if "name" in values or not partial:
+        fields["name"] = v.required_text("name", values.get("name"), max_length=200)
+    if values.get("support_email") is not None:
+        fields["support_email"] = v.email("support_email", values["support_email"])
+    for key, limit in (("address", 1000), ("tax_id", 64)):
+        if key in values:
+            fields[key] = v.text(key, values[key], max_length=limit, required=False)
+    if values.get("brand_color") is not None:
+        if not isinstance(values["brand_color"], str) or not _COLOR.match(values["brand_color"]):
+            raise ValidationError("brand_color", "must be a colour like #1a73e8")
+        fields["brand_color"] = values["brand_color"].lower()
+    if values.get("logo") is not None:
+        fields["logo"] = _logo(values["logo"])
+    if values.get("default_locale") is not None:
+        fields["default_locale"] = locale("default_locale", values["default_locale"])
+    return fields
+
+
+def _logo(value: Any) -> bytes:
+    if not isinstance(value, bytes) or not value.startswith(_LOGO_MAGIC):
+        raise ValidationError("logo", "must be the bytes of a PNG or JPEG image")
+    if len(value) > MAX_LOGO_BYTES:
+        raise ValidationError("logo", f"must be at most {MAX_LOGO_BYTES // 1024} KiB")
+    return value
+
+
+def locale(field: str, value: Any) -> str:
+    """Return a locale identifier Babel knows, such as ``pt_BR``."""
+    try:
+        return str(Locale.parse(str(value).replace("-", "_")))
+    except (ValueError, UnknownLocaleError):
+        raise ValidationError(field, f"is not a known locale: {value!r}") from None

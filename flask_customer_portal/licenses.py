@@ -1,0 +1,68 @@
+"""License keys sold to customers."""
+
+from __future__ import annotations
+
+import secrets
+from datetime import datetime
+
+from sqlalchemy import select
+
+from . import validation as v
+from .db import unit_of_work
+from .errors import ValidationError
+from .models import LICENSE_STATUSES, Customer, LicenseKey, Subscription
+
+_KEY_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
+
+
+def issue_license_key(
+    customer: Customer,
+    *,
+    product: str,
+    key: str | None = None,
+    expires_at: datetime | None = None,
+    activation_limit: int | None = None,
+    subscription: Subscription | None = None,
+    status: str = "active",
+) -> LicenseKey:
+    """Give ``customer`` a license key for ``product`` and commit it.
+
+    :param key: the key your licensing system issued; a random
+        ``XXXXX-XXXXX-XXXXX-XXXXX-XXXXX`` key (124 bits) when omitted.
+    :param activation_limit: how many machines may activate it; unlimited when omitted.
+    """
+    product = v.required_text("product", product, max_length=200)
+    if key is None:
+        key = generate_key()
+    else:
+        key = v.required_text("key", key, max_length=128)
+        if len(key) < 8:
+            raise ValidationError("key", "must be at least 8 characters")
+    fields = {
+        "expires_at": v.aware("expires_at", expires_at, required=False),
+        "activation_limit": (
+            None if activation_limit is None else v.count("activation_limit", activation_limit)
+        ),
+        "status": v.choice("status", status, LICENSE_STATUSES),
+    }
+    if subscription is not None and subscription.customer_id != customer.id:
+        raise ValidationError("subscription", "belongs to another customer")
+    with unit_of_work() as session:
+        if session.scalar(select(LicenseKey.id).filter_by(key=key)) is not None:
+            raise ValidationError("key", "is already issued")
+        license_key = LicenseKey(
+            customer_id=customer.id,
+            subscription_id=subscription.id if subscription else None,
+            key=key,
+            product=product,
+            activations=0,
+            **fields,
+        )
+        session.add(license_key)
+    return license_key
+
+
+def generate_key() -> str:
+    """Return a random, readable key in five groups of five (no 0/O, 1/I look-alikes)."""
+    chars = "".join(secrets.choice(_KEY_ALPHABET) for _ in range(25))
+    return "-".join(chars[i : i + 5] for i in range(0, 25, 5))

@@ -1,0 +1,345 @@
+"""The portal's tables (all prefixed ``portal_``).
+
+Money is an integer of minor units beside an ISO 4217 currency; times are aware
+UTC. The rules that matter are constraints of the schema, not only of Python:
+the database refuses a second customer with the same email in a business and
+mode, an unknown status, a negative amount or an invoice whose total is not its
+subtotal plus tax, whatever code writes the row.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    CheckConstraint,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from .db import Base, UTCDateTime, new_public_id, utcnow
+
+MODES = ("test", "live")
+SUBSCRIPTION_STATUSES = ("pending", "active", "on_hold", "cancelled", "expired", "failed")
+INTERVALS = ("day", "week", "month", "year")
+INVOICE_STATUSES = ("draft", "open", "paid", "void", "uncollectible")
+PAYMENT_STATUSES = ("pending", "requires_action", "succeeded", "failed")
+REFUND_STATUSES = ("pending", "succeeded", "failed")
+LICENSE_STATUSES = ("active", "inactive", "expired", "revoked")
+
+
+def _one_of(column: str, values: tuple[str, ...]) -> str:
+    return f"{column} IN ({', '.join(repr(v) for v in values)})"
+
+
+def _currency(column: str = "currency") -> CheckConstraint:
+    return CheckConstraint(f"length({column}) = 3 AND upper({column}) = {column}", name=column)
+
+
+def _public_id(prefix: str) -> Mapped[str]:
+    return mapped_column(String(40), unique=True, default=lambda: new_public_id(prefix))
+
+
+def _created_at() -> Mapped[datetime]:
+    return mapped_column(UTCDateTime(), default=utcnow)
+
+
+def _updated_at() -> Mapped[datetime]:
+    return mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+
+
+class Business(Base):
+    """A merchant's business: the owner of customers, invoices and the portal's branding."""
+
+    __tablename__ = "portal_businesses"
+    __table_args__ = (
+        CheckConstraint("length(name) > 0", name="name"),
+        CheckConstraint(
+            "brand_color IS NULL OR (length(brand_color) = 7 AND substr(brand_color, 1, 1) = '#')",
+            name="brand_color",
+        ),
+        CheckConstraint("invoice_counter >= 0", name="invoice_counter"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    public_id: Mapped[str] = _public_id("biz")
+    name: Mapped[str] = mapped_column(String(200))
+    support_email: Mapped[str | None] = mapped_column(String(254))
+    address: Mapped[str | None] = mapped_column(Text)
+    tax_id: Mapped[str | None] = mapped_column(String(64))
+    logo: Mapped[bytes | None] = mapped_column(LargeBinary)
+    brand_color: Mapped[str | None] = mapped_column(String(7))
+    default_locale: Mapped[str] = mapped_column(String(16), default="en")
+    invoice_prefix: Mapped[str] = mapped_column(String(12))
+    invoice_counter: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = _created_at()
+
+    def snapshot(self) -> dict[str, Any]:
+        """Return the details printed on an invoice, frozen at issue time."""
+        return {
+            "public_id": self.public_id,
+            "name": self.name,
+            "support_email": self.support_email,
+            "address": self.address,
+            "tax_id": self.tax_id,
+        }
+
+
+class Customer(Base):
+    """An end customer of one business in one mode. Emails are stored lower-cased."""
+
+    __tablename__ = "portal_customers"
+    __table_args__ = (
+        UniqueConstraint("business_id", "mode", "email"),
+        CheckConstraint(_one_of("mode", MODES), name="mode"),
+        CheckConstraint("email = lower(email) AND email LIKE '%_@_%'", name="email"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    public_id: Mapped[str] = _public_id("cus")
+    business_id: Mapped[int] = mapped_column(ForeignKey("portal_businesses.id"), index=True)
+    mode: Mapped[str] = mapped_column(String(4))
+    email: Mapped[str] = mapped_column(String(254))
+    name: Mapped[str] = mapped_column(String(200), default="")
+    phone: Mapped[str | None] = mapped_column(String(20))
+    locale: Mapped[str | None] = mapped_column(String(16))
+    created_at: Mapped[datetime] = _created_at()
+    updated_at: Mapped[datetime] = _updated_at()
+
+    business: Mapped[Business] = relationship(lazy="joined", innerjoin=True)
+
+    def snapshot(self) -> dict[str, Any]:
+        """Return the details printed on an invoice, frozen at issue time."""
+        return {
+            "public_id": self.public_id,
+            "name": self.name,
+            "email": self.email,
+            "phone": self.phone,
+        }
+
+
+class Subscription(Base):
+    """A recurring plan. Its status changes only through :func:`~.subscriptions.transition`."""
+
+    __tablename__ = "portal_subscriptions"
+    __table_args__ = (
+        CheckConstraint(_one_of("status", SUBSCRIPTION_STATUSES), name="status"),
+        CheckConstraint(_one_of("interval", INTERVALS), name="interval"),
+        CheckConstraint("interval_count >= 1", name="interval_count"),
+        CheckConstraint("quantity >= 1", name="quantity"),
+        CheckConstraint("price_amount >= 0", name="price_amount"),
+        CheckConstraint("current_period_end > current_period_start", name="period"),
+        CheckConstraint("length(product) > 0", name="product"),
+        _currency(),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    public_id: Mapped[str] = _public_id("sub")
+    customer_id: Mapped[int] = mapped_column(ForeignKey("portal_customers.id"), index=True)
+    product: Mapped[str] = mapped_column(String(200))
+    plan: Mapped[str] = mapped_column(String(200))
+    price_amount: Mapped[int] = mapped_column(Integer)
+    currency: Mapped[str] = mapped_column(String(3))
+    interval: Mapped[str] = mapped_column(String(5))
+    interval_count: Mapped[int] = mapped_column(Integer, default=1)
+    quantity: Mapped[int] = mapped_column(Integer, default=1)
+    status: Mapped[str] = mapped_column(String(10))
+    current_period_start: Mapped[datetime] = mapped_column(UTCDateTime())
+    current_period_end: Mapped[datetime] = mapped_column(UTCDateTime())
+    next_billing_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    cancel_at_period_end: Mapped[bool] = mapped_column(Boolean, default=False)
+    cancelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    created_at: Mapped[datetime] = _created_at()
+    updated_at: Mapped[datetime] = _updated_at()
+
+    customer: Mapped[Customer] = relationship()
+
+    @property
+    def amount(self) -> int:
+        """What one period costs, in minor units."""
+        return self.price_amount * self.quantity
+
+
+class Invoice(Base):
+    """An invoice with its lines; its number is unique within its business."""
+
+    __tablename__ = "portal_invoices"
+    __table_args__ = (
+        UniqueConstraint("business_id", "number"),
+        CheckConstraint(_one_of("status", INVOICE_STATUSES), name="status"),
+        CheckConstraint("subtotal >= 0 AND tax >= 0", name="amounts"),
+        CheckConstraint("total = subtotal + tax", name="total"),
+        CheckConstraint("status <> 'paid' OR paid_at IS NOT NULL", name="paid_at"),
+        _currency(),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    public_id: Mapped[str] = _public_id("in")
+    business_id: Mapped[int] = mapped_column(ForeignKey("portal_businesses.id"))
+    customer_id: Mapped[int] = mapped_column(ForeignKey("portal_customers.id"), index=True)
+    subscription_id: Mapped[int | None] = mapped_column(
+        ForeignKey("portal_subscriptions.id"), index=True
+    )
+    number: Mapped[str] = mapped_column(String(40))
+    status: Mapped[str] = mapped_column(String(13))
+    currency: Mapped[str] = mapped_column(String(3))
+    subtotal: Mapped[int] = mapped_column(Integer)
+    tax: Mapped[int] = mapped_column(Integer, default=0)
+    total: Mapped[int] = mapped_column(Integer)
+    issued_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    due_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    paid_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    business_snapshot: Mapped[dict[str, Any]] = mapped_column(JSON)
+    customer_snapshot: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = _created_at()
+
+    customer: Mapped[Customer] = relationship()
+    subscription: Mapped[Subscription | None] = relationship()
+    lines: Mapped[list[InvoiceLine]] = relationship(
+        order_by="InvoiceLine.position", cascade="all, delete-orphan"
+    )
+
+
+class InvoiceLine(Base):
+    """One line of an invoice: ``quantity`` times ``unit_amount``."""
+
+    __tablename__ = "portal_invoice_lines"
+    __table_args__ = (
+        UniqueConstraint("invoice_id", "position"),
+        CheckConstraint("quantity >= 1", name="quantity"),
+        CheckConstraint("unit_amount >= 0", name="unit_amount"),
+        CheckConstraint("amount = quantity * unit_amount", name="amount"),
+        CheckConstraint("length(description) > 0", name="description"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    invoice_id: Mapped[int] = mapped_column(ForeignKey("portal_invoices.id"))
+    position: Mapped[int] = mapped_column(Integer)
+    description: Mapped[str] = mapped_column(String(500))
+    quantity: Mapped[int] = mapped_column(Integer, default=1)
+    unit_amount: Mapped[int] = mapped_column(Integer)
+    amount: Mapped[int] = mapped_column(Integer)
+
+
+class PaymentMethod(Base):
+    """A saved payment method: the provider's token and what a customer recognises it by.
+
+    There is deliberately no column that could hold a card number.
+    """
+
+    __tablename__ = "portal_payment_methods"
+    __table_args__ = (
+        UniqueConstraint("customer_id", "provider_token"),
+        CheckConstraint("length(last4) = 4", name="last4"),
+        CheckConstraint("exp_month BETWEEN 1 AND 12", name="exp_month"),
+        CheckConstraint("exp_year BETWEEN 2000 AND 2999", name="exp_year"),
+        Index(
+            "ix_portal_payment_methods_one_default",
+            "customer_id",
+            unique=True,
+            sqlite_where=text("is_default"),
+            postgresql_where=text("is_default"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    public_id: Mapped[str] = _public_id("pm")
+    customer_id: Mapped[int] = mapped_column(ForeignKey("portal_customers.id"), index=True)
+    provider_token: Mapped[str] = mapped_column(String(255))
+    brand: Mapped[str] = mapped_column(String(20))
+    last4: Mapped[str] = mapped_column(String(4))
+    exp_month: Mapped[int] = mapped_column(Integer)
+    exp_year: Mapped[int] = mapped_column(Integer)
+    is_default: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = _created_at()
+
+
+class Payment(Base):
+    """A charge, successful or not, with the provider's reference and our idempotency key."""
+
+    __tablename__ = "portal_payments"
+    __table_args__ = (
+        CheckConstraint(_one_of("status", PAYMENT_STATUSES), name="status"),
+        CheckConstraint("amount > 0", name="amount"),
+        _currency(),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    public_id: Mapped[str] = _public_id("py")
+    customer_id: Mapped[int] = mapped_column(ForeignKey("portal_customers.id"), index=True)
+    invoice_id: Mapped[int | None] = mapped_column(ForeignKey("portal_invoices.id"), index=True)
+    subscription_id: Mapped[int | None] = mapped_column(ForeignKey("portal_subscriptions.id"))
+    payment_method_id: Mapped[int | None] = mapped_column(ForeignKey("portal_payment_methods.id"))
+    amount: Mapped[int] = mapped_column(Integer)
+    currency: Mapped[str] = mapped_column(String(3))
+    status: Mapped[str] = mapped_column(String(15))
+    provider_reference: Mapped[str | None] = mapped_column(String(255))
+    idempotency_key: Mapped[str | None] = mapped_column(String(255), unique=True)
+    failure_reason: Mapped[str | None] = mapped_column(String(500))
+    created_at: Mapped[datetime] = _created_at()
+    updated_at: Mapped[datetime] = _updated_at()
+
+    invoice: Mapped[Invoice | None] = relationship()
+    refunds: Mapped[list[Refund]] = relationship(back_populates="payment")
+
+
+class Refund(Base):
+    """Money given back on a payment; the refunds of a payment never exceed its amount."""
+
+    __tablename__ = "portal_refunds"
+    __table_args__ = (
+        CheckConstraint(_one_of("status", REFUND_STATUSES), name="status"),
+        CheckConstraint("amount > 0", name="amount"),
+        _currency(),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    public_id: Mapped[str] = _public_id("re")
+    payment_id: Mapped[int] = mapped_column(ForeignKey("portal_payments.id"), index=True)
+    amount: Mapped[int] = mapped_column(Integer)
+    currency: Mapped[str] = mapped_column(String(3))
+    status: Mapped[str] = mapped_column(String(9))
+    provider_reference: Mapped[str | None] = mapped_column(String(255))
+    idempotency_key: Mapped[str | None] = mapped_column(String(255), unique=True)
+    reason: Mapped[str | None] = mapped_column(String(500))
+    created_at: Mapped[datetime] = _created_at()
+
+    payment: Mapped[Payment] = relationship(back_populates="refunds")
+
+
+class LicenseKey(Base):
+    """A license key sold to a customer, with its activation count."""
+
+    __tablename__ = "portal_license_keys"
+    __table_args__ = (
+        CheckConstraint(_one_of("status", LICENSE_STATUSES), name="status"),
+        CheckConstraint("activation_limit IS NULL OR activation_limit >= 1", name="limit"),
+        CheckConstraint(
+            "activations >= 0 AND (activation_limit IS NULL OR activations <= activation_limit)",
+            name="activations",
+        ),
+        CheckConstraint("length(key) >= 8", name="key"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    public_id: Mapped[str] = _public_id("lk")
+    customer_id: Mapped[int] = mapped_column(ForeignKey("portal_customers.id"), index=True)
+    subscription_id: Mapped[int | None] = mapped_column(ForeignKey("portal_subscriptions.id"))
+    key: Mapped[str] = mapped_column(String(128), unique=True)
+    product: Mapped[str] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(8))
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    activation_limit: Mapped[int | None] = mapped_column(Integer)
+    activations: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = _created_at()
