@@ -1,0 +1,54 @@
+# The two commands: `make demo` and `make test`. Both work on a fresh Debian
+# machine with Python 3.11; they install what is missing.
+
+PYTHON ?= python3
+VENV ?= .venv
+PORT ?= 5000
+BIN := $(VENV)/bin
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+FLASK := $(BIN)/flask --app example_app
+
+.PHONY: demo test lint typecheck docs pytest system-packages clean
+
+demo: $(VENV)/.installed
+	$(FLASK) seed-demo
+	@echo
+	@echo "Acme Cloud runs on http://127.0.0.1:$(PORT)/ (Ctrl+C stops it)."
+	$(FLASK) run --port $(PORT)
+
+test: system-packages $(VENV)/.installed-dev lint typecheck docs pytest
+
+lint: $(VENV)/.installed-dev
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(VENV)/.installed-dev
+	$(BIN)/mypy
+
+docs: $(VENV)/.installed-dev
+	$(BIN)/mkdocs build --strict --quiet --site-dir "$$(mktemp -d)"
+
+pytest: $(VENV)/.installed-dev
+	$(BIN)/pytest
+
+# PostgreSQL's server for the test suite, from the system's packages.
+system-packages:
+	@if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
+		$(SUDO) apt-get update && $(SUDO) apt-get install -y postgresql; \
+	fi
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV) || { $(SUDO) apt-get update && \
+		$(SUDO) apt-get install -y python3-venv && $(PYTHON) -m venv $(VENV); }
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(VENV)/.installed: $(BIN)/python pyproject.toml
+	$(BIN)/pip install --quiet -e .
+	touch $@
+
+$(VENV)/.installed-dev: $(BIN)/python pyproject.toml
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@ $(VENV)/.installed
+
+clean:
+	rm -rf $(VENV) instance example_app/instance site .pytest_cache .mypy_cache .ruff_cache

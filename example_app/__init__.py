@@ -1,0 +1,53 @@
+"""Acme Cloud: an example store that mounts the customer portal, as a merchant would."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any
+
+from flask import Flask
+
+from flask_customer_portal import CustomerPortal
+
+#: The store's business in the portal, and the mode its staff pages show.
+BUSINESS_ID = "acme"
+MODE = "test"
+
+
+def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
+    """Create the store: settings, its database, staff sign-in, the portal and commands.
+
+    Settings come from ``instance/config.py`` and ``FLASK_*`` environment
+    variables (``FLASK_SECRET_KEY``, ``FLASK_STAFF_PASSWORD``,
+    ``FLASK_SQLALCHEMY_DATABASE_URI``), or from ``test_config`` alone.
+    """
+    app = Flask(__name__, instance_relative_config=True)
+    app.config.from_mapping(STAFF_EMAIL="staff@example.com")
+    if test_config is None:
+        app.config.from_pyfile("config.py", silent=True)
+        app.config.from_prefixed_env()
+    else:
+        app.config.from_mapping(test_config)
+    if app.config["SECRET_KEY"] is None:
+        # Nothing configured: a development store, with secrets everyone knows.
+        app.config["SECRET_KEY"] = "acme-development-only"
+        app.config.setdefault("STAFF_PASSWORD", "acme-staff-demo")
+    if "SQLALCHEMY_DATABASE_URI" not in app.config:
+        os.makedirs(app.instance_path, exist_ok=True)
+        app.config["SQLALCHEMY_DATABASE_URI"] = "sqlite:///" + os.path.join(
+            app.instance_path, "acme.sqlite3"
+        )
+
+    from . import auth, cli, staff, store
+    from .models import db
+
+    db.init_app(app)
+    auth.login_manager.init_app(app)
+    # The portal's portal_* tables live in the store's database, beside its own.
+    CustomerPortal(app, db=db)
+    app.register_blueprint(store.bp)
+    app.register_blueprint(staff.bp)
+    app.cli.add_command(cli.init_db_command)
+    app.cli.add_command(cli.seed_demo_command)
+    return app

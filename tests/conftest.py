@@ -1,0 +1,152 @@
+"""Fixtures: a portal app on SQLite and on PostgreSQL, a client, a CLI runner, billing data.
+
+Every test that asks for ``app`` (or ``database_url``) runs twice, once on an
+embedded SQLite file and once on a throw-away PostgreSQL cluster started for
+the session. Both databases are built by the shipped migrations, never by
+``create_all``, so the tests see the schema a merchant gets.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from flask import Flask
+from sqlalchemy.orm import Session
+
+import flask_customer_portal as portal
+from flask_customer_portal import CustomerPortal, migrate
+from flask_customer_portal.db import Base
+
+from .postgres import Cluster, find_bindir
+
+BACKENDS = ("sqlite", "postgresql")
+IN_CI = os.environ.get("CI", "").lower() == "true"
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "backend" in metafunc.fixturenames:
+        only_pg = metafunc.definition.get_closest_marker("postgresql_only")
+        metafunc.parametrize("backend", ("postgresql",) if only_pg else BACKENDS)
+
+
+def make_app(database_url: str, instance_path: Path, **config: Any) -> Flask:
+    """Return a bare Flask app with the portal on ``database_url``."""
+    app = Flask("portal_tests", instance_path=str(instance_path))
+    app.config.update(
+        TESTING=True,
+        SECRET_KEY="test-secret",
+        CUSTOMER_PORTAL_DATABASE_URI=database_url,
+        **config,
+    )
+    CustomerPortal(app)
+    return app
+
+
+@pytest.fixture(scope="session")
+def pg_cluster() -> Iterator[Cluster]:
+    bindir = find_bindir()
+    if bindir is None:
+        message = "PostgreSQL server binaries not found (install the postgresql package)"
+        if IN_CI:
+            pytest.fail(message)
+        pytest.skip(message)
+    cluster = Cluster(bindir)
+    cluster.start()
+    yield cluster
+    cluster.stop()
+
+
+def _migrate(database_url: str, instance_path: Path) -> None:
+    app = make_app(database_url, instance_path)
+    with app.app_context():
+        migrate.upgrade()
+    app.extensions["customer_portal"].engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("sqlite-template")
+    _migrate(f"sqlite:///{folder / 'portal.sqlite3'}", folder)
+    return folder / "portal.sqlite3"
+
+
+@pytest.fixture(scope="session")
+def pg_database(pg_cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> str:
+    url = pg_cluster.create_database("portal")
+    _migrate(url, tmp_path_factory.mktemp("pg-template"))
+    return url
+
+
+@pytest.fixture
+def database_url(request: pytest.FixtureRequest, backend: str, tmp_path: Path) -> str:
+    """The URL of a migrated, empty portal database on ``backend``."""
+    if backend == "sqlite":
+        target = tmp_path / "portal.sqlite3"
+        shutil.copy(request.getfixturevalue("sqlite_template"), target)
+        return f"sqlite:///{target}"
+    url: str = request.getfixturevalue("pg_database")
+    engine = sa.create_engine(url)
+    tables = ", ".join(table.name for table in Base.metadata.sorted_tables)
+    with engine.begin() as connection:
+        connection.execute(sa.text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+    engine.dispose()
+    return url
+
+
+@pytest.fixture
+def empty_database_url(request: pytest.FixtureRequest, backend: str, tmp_path: Path) -> str:
+    """The URL of a database with no tables at all on ``backend``."""
+    if backend == "sqlite":
+        return f"sqlite:///{tmp_path / 'empty.sqlite3'}"
+    cluster: Cluster = request.getfixturevalue("pg_cluster")
+    return cluster.create_database(f"empty_{os.urandom(6).hex()}")
+
+
+@pytest.fixture
+def app_factory(tmp_path: Path) -> Iterator[Callable[..., Flask]]:
+    """Make portal apps (``make_app`` arguments) whose connections close after the test."""
+    apps: list[Flask] = []
+
+    def factory(database_url: str, **config: Any) -> Flask:
+        apps.append(make_app(database_url, tmp_path / f"instance-{len(apps)}", **config))
+        return apps[-1]
+
+    yield factory
+    for made in apps:
+        made.extensions["customer_portal"].engine.dispose()
+
+
+@pytest.fixture
+def app(database_url: str, app_factory: Callable[..., Flask]) -> Flask:
+    return app_factory(database_url)
+
+
+@pytest.fixture
+def session(app: Flask) -> Session:
+    """The portal's session in the test's app context."""
+    return app.extensions["customer_portal"].session  # type: ignore[no-any-return]
+
+
+@pytest.fixture
+def business(app: Flask) -> portal.models.Business:
+    return portal.create_business(
+        "Acme Cloud", public_id="acme", support_email="help@acme.example.com"
+    )
+
+
+@pytest.fixture
+def customer(business: portal.models.Business) -> portal.models.Customer:
+    return portal.upsert_customer(business, "ana@example.com", name="Ana Souza")
+
+
+@pytest.fixture
+def subscription(customer: portal.models.Customer) -> portal.models.Subscription:
+    return portal.start_subscription(
+        customer, product="Acme Cloud", plan="Pro", price=2900, currency="USD"
+    )

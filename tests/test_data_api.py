@@ -1,0 +1,362 @@
+"""The merchant's data API: clear errors naming the field, nothing half-written."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+import pytest
+import sqlalchemy as sa
+from flask import Flask
+from sqlalchemy.orm import Session
+
+import flask_customer_portal as portal
+from flask_customer_portal import InvalidTransition, ValidationError
+from flask_customer_portal import models as m
+from flask_customer_portal.subscriptions import ALLOWED_FROM, add_interval
+
+LINE = {"description": "Acme Cloud Pro", "unit_amount": 2900}
+
+
+def count(session: Session, model: type[m.Base]) -> int:
+    return int(session.scalar(sa.select(sa.func.count()).select_from(model)) or 0)
+
+
+def test_customers_are_matched_by_email_case_insensitively(
+    session: Session, business: m.Business
+) -> None:
+    first = portal.upsert_customer(business, "  Ana@Example.COM ", name="Ana")
+    again = portal.upsert_customer(business, "ana@example.com", phone="+55 11 98765-4321")
+    assert first.id == again.id
+    assert again.email == "ana@example.com"
+    assert again.name == "Ana"
+    assert again.phone == "+5511987654321"
+    assert portal.find_customer(business, "ANA@example.com ", mode="test") == again
+    assert portal.find_customer(business, "ana@example.com", mode="live") is None
+    assert count(session, m.Customer) == 1
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "field"),
+    [
+        ({"email": "not-an-email"}, "email"),
+        ({"email": "ana@example.com\r\nBcc: x@example.com"}, "email"),
+        ({"email": "ana@example.com", "mode": "prod"}, "mode"),
+        ({"email": "ana@example.com", "phone": "12345"}, "phone"),
+        ({"email": "ana@example.com", "locale": "xx_YY_ZZ"}, "locale"),
+        ({"email": "ana@example.com", "name": "x" * 201}, "name"),
+        ({"email": "ana@example.com", "name": "Ana\x00"}, "name"),
+    ],
+)
+def test_bad_customer_input_names_the_field_and_writes_nothing(
+    session: Session, business: m.Business, kwargs: dict, field: str
+) -> None:
+    with pytest.raises(ValidationError) as error:
+        portal.upsert_customer(business, **kwargs)
+    assert error.value.field == field
+    assert count(session, m.Customer) == 0
+
+
+def test_business_input_is_checked(session: Session, business: m.Business) -> None:
+    with pytest.raises(ValidationError, match="public_id: 'acme' is taken"):
+        portal.create_business("Other", public_id="acme")
+    with pytest.raises(ValidationError, match="brand_color"):
+        portal.create_business("Other", brand_color="red")
+    with pytest.raises(ValidationError, match="logo"):
+        portal.create_business("Other", logo=b"<svg onload=alert(1)>")
+    with pytest.raises(ValidationError, match="colour"):
+        portal.create_business("Other", colour="#ffffff")
+    assert count(session, m.Business) == 1
+    random_id = portal.create_business("Beta Ltd", brand_color="#1A73E8")
+    assert random_id.public_id.startswith("biz_") and len(random_id.public_id) == 24
+    assert random_id.brand_color == "#1a73e8"
+    assert portal.update_business(random_id, tax_id="BR-123").tax_id == "BR-123"
+    assert portal.get_business(random_id.public_id) == random_id
+
+
+def test_subscription_periods_follow_the_calendar(customer: m.Customer) -> None:
+    start = datetime(2026, 1, 31, 10, 0, tzinfo=UTC)
+    subscription = portal.start_subscription(
+        customer, product="Cloud", price=1000, currency="eur", start=start, quantity=3
+    )
+    assert subscription.currency == "EUR"
+    assert subscription.amount == 3000
+    assert subscription.current_period_end == datetime(2026, 2, 28, 10, 0, tzinfo=UTC)
+    assert subscription.next_billing_at == subscription.current_period_end
+    assert add_interval(start, "year") == datetime(2027, 1, 31, 10, 0, tzinfo=UTC)
+    assert add_interval(datetime(2024, 2, 29, tzinfo=UTC), "year") == datetime(
+        2025, 2, 28, tzinfo=UTC
+    )
+    assert add_interval(start, "week", 2) == datetime(2026, 2, 14, 10, 0, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "field"),
+    [
+        ({"price": -1}, "price"),
+        ({"price": 9.99}, "price"),
+        ({"currency": "XYZ"}, "currency"),
+        ({"interval": "fortnight"}, "interval"),
+        ({"quantity": 0}, "quantity"),
+        ({"product": " "}, "product"),
+        ({"status": "on_hold"}, "status"),
+        ({"start": datetime(2026, 1, 1)}, "start"),
+    ],
+)
+def test_bad_subscription_input_names_the_field(
+    session: Session, customer: m.Customer, kwargs: dict, field: str
+) -> None:
+    arguments = {"product": "Cloud", "price": 1000, "currency": "USD"} | kwargs
+    with pytest.raises(ValidationError) as error:
+        portal.start_subscription(customer, **arguments)
+    assert error.value.field == field
+    assert count(session, m.Subscription) == 0
+
+
+def test_invoices_are_numbered_in_sequence_and_keep_a_snapshot(
+    business: m.Business, customer: m.Customer
+) -> None:
+    first = portal.issue_invoice(customer, [LINE, LINE | {"quantity": 2}], currency="USD", tax=870)
+    second = portal.issue_invoice(customer, [LINE], currency="USD")
+    assert (first.number, second.number) == ("ACMECL-000001", "ACMECL-000002")
+    assert (first.subtotal, first.tax, first.total) == (8700, 870, 9570)
+    assert [line.amount for line in first.lines] == [2900, 5800]
+    assert first.status == "open"
+    portal.update_business(business, name="Acme Cloud GmbH")
+    portal.upsert_customer(business, customer.email, name="Ana Maria")
+    assert first.business_snapshot["name"] == "Acme Cloud"
+    assert first.customer_snapshot["name"] == "Ana Souza"
+
+
+@pytest.mark.parametrize(
+    ("lines", "kwargs", "field"),
+    [
+        ([], {}, "lines"),
+        ([{"description": "x"}], {}, "lines[0].unit_amount"),
+        ([LINE, {"unit_amount": 5}], {}, "lines[1].description"),
+        ([LINE | {"quantity": 0}], {}, "lines[0].quantity"),
+        ([LINE | {"discount": 5}], {}, "lines[0].discount"),
+        ([LINE], {"tax": -1}, "tax"),
+        ([LINE], {"currency": "dollars"}, "currency"),
+        ([LINE], {"status": "paid"}, "status"),
+    ],
+)
+def test_bad_invoice_input_names_the_field_and_uses_no_number(
+    session: Session, business: m.Business, customer: m.Customer, lines, kwargs, field: str
+) -> None:
+    with pytest.raises(ValidationError) as error:
+        portal.issue_invoice(customer, lines, **({"currency": "USD"} | kwargs))
+    assert error.value.field == field
+    assert count(session, m.Invoice) == 0
+    assert portal.issue_invoice(customer, [LINE], currency="USD").number == "ACMECL-000001"
+
+
+def test_payments_settle_invoices(session: Session, customer: m.Customer) -> None:
+    invoice = portal.issue_invoice(customer, [LINE], currency="USD")
+    with pytest.raises(ValidationError, match="exceeds the amount due"):
+        portal.record_payment(customer, invoice=invoice, amount=3000, currency="USD")
+    with pytest.raises(ValidationError, match="currency"):
+        portal.record_payment(customer, invoice=invoice, amount=2900, currency="EUR")
+    portal.record_payment(customer, invoice=invoice, amount=900, currency="USD")
+    assert invoice.status == "open"
+    paid_at = datetime(2026, 11, 1, tzinfo=UTC)
+    portal.record_payment(customer, invoice=invoice, amount=2000, currency="USD", at=paid_at)
+    assert (invoice.status, invoice.paid_at) == ("paid", paid_at)
+    with pytest.raises(ValidationError, match="is paid; it takes no more payments"):
+        portal.record_payment(customer, invoice=invoice, amount=1, currency="USD")
+    assert count(session, m.Payment) == 2
+
+
+def test_a_payment_recorded_twice_with_one_key_counts_once(
+    session: Session, customer: m.Customer
+) -> None:
+    invoice = portal.issue_invoice(customer, [LINE], currency="USD")
+    first = portal.record_payment(
+        customer, invoice=invoice, amount=2900, currency="USD", idempotency_key="evt_1"
+    )
+    again = portal.record_payment(
+        customer, invoice=invoice, amount=2900, currency="USD", idempotency_key="evt_1"
+    )
+    assert first.id == again.id
+    with pytest.raises(ValidationError, match="idempotency_key"):
+        portal.record_payment(customer, amount=5, currency="USD", idempotency_key="evt_1")
+    assert count(session, m.Payment) == 1
+
+
+def test_failed_payments_need_a_reason_and_leave_the_invoice_open(
+    customer: m.Customer,
+) -> None:
+    invoice = portal.issue_invoice(customer, [LINE], currency="USD")
+    with pytest.raises(ValidationError) as error:
+        portal.record_payment(
+            customer, invoice=invoice, amount=2900, currency="USD", status="failed"
+        )
+    assert error.value.field == "failure_reason"
+    payment = portal.record_payment(
+        customer,
+        invoice=invoice,
+        amount=2900,
+        currency="USD",
+        status="failed",
+        failure_reason="Card declined",
+    )
+    assert payment.failure_reason == "Card declined"
+    assert invoice.status == "open"
+
+
+def test_refunds_never_exceed_the_payment(session: Session, customer: m.Customer) -> None:
+    payment = portal.record_payment(customer, amount=1000, currency="USD")
+    portal.record_refund(payment, amount=400, reason="Partial")
+    with pytest.raises(ValidationError, match=r"exceeds what is left to refund \(600\)"):
+        portal.record_refund(payment, amount=601)
+    rest = portal.record_refund(payment)
+    assert rest.amount == 600
+    with pytest.raises(ValidationError, match="amount"):
+        portal.record_refund(payment)
+    failed = portal.record_payment(
+        customer, amount=5, currency="USD", status="failed", failure_reason="declined"
+    )
+    with pytest.raises(ValidationError, match="a failed payment cannot be refunded"):
+        portal.record_refund(failed)
+    assert count(session, m.Refund) == 2
+
+
+def test_a_failed_renewal_puts_the_subscription_on_hold_with_its_dues(
+    session: Session, subscription: m.Subscription
+) -> None:
+    old_end = subscription.current_period_end
+    invoice = portal.record_failed_renewal(subscription, reason="Your card was declined.")
+    assert subscription.status == "on_hold"
+    assert invoice.status == "open" and invoice.total == 2900
+    assert invoice.subscription_id == subscription.id
+    assert subscription.current_period_start == old_end
+    failed = session.scalars(sa.select(m.Payment).filter_by(invoice_id=invoice.id)).one()
+    assert (failed.status, failed.failure_reason) == ("failed", "Your card was declined.")
+
+    portal.record_failed_renewal(subscription, reason="Insufficient funds.")
+    total, invoices = portal.outstanding_dues(subscription)
+    assert total == 5800 and len(invoices) == 2
+    assert subscription.status == "on_hold"
+
+
+def test_a_failed_renewal_that_breaks_halfway_leaves_nothing(
+    session: Session, subscription: m.Subscription
+) -> None:
+    """D3: the failed payment cannot be written (its key is taken) after the invoice
+    and the status change were; all of it rolls back."""
+    portal.record_payment(subscription.customer, amount=1, currency="USD", idempotency_key="k")
+    with pytest.raises(sa.exc.IntegrityError):
+        portal.record_failed_renewal(subscription, reason="declined", idempotency_key="k")
+    session.expire_all()
+    assert subscription.status == "active"
+    assert count(session, m.Invoice) == 0
+    business = session.get(m.Business, subscription.customer.business_id)
+    assert business is not None and business.invoice_counter == 0
+
+
+def test_a_cancelled_subscription_cannot_fail_a_renewal(
+    session: Session, subscription: m.Subscription
+) -> None:
+    portal.transition(subscription, "cancelled", cancelled_at=datetime.now(UTC))
+    session.commit()
+    with pytest.raises(InvalidTransition, match="cannot become 'on_hold' from 'cancelled'"):
+        portal.record_failed_renewal(subscription, reason="declined")
+    assert count(session, m.Invoice) == 0
+
+
+@pytest.mark.parametrize("source", m.SUBSCRIPTION_STATUSES)
+@pytest.mark.parametrize("target", m.SUBSCRIPTION_STATUSES)
+def test_every_transition_is_allowed_or_refused_as_the_table_says(
+    session: Session, subscription: m.Subscription, source: str, target: str
+) -> None:
+    session.execute(sa.update(m.Subscription).values(status=source))
+    session.commit()
+    session.refresh(subscription)
+    if source in ALLOWED_FROM[target]:
+        portal.transition(subscription, target)
+        session.commit()
+        assert subscription.status == target
+    else:
+        with pytest.raises(InvalidTransition):
+            portal.transition(subscription, target)
+        session.rollback()
+        session.refresh(subscription)
+        assert subscription.status == source
+
+
+def test_license_keys(session: Session, customer: m.Customer) -> None:
+    generated = portal.issue_license_key(customer, product="Acme CLI", activation_limit=3)
+    assert len(generated.key) == 29 and generated.key.count("-") == 4
+    portal.issue_license_key(customer, product="Acme CLI", key="MY-OWN-KEY-1")
+    with pytest.raises(ValidationError, match="key: is already issued"):
+        portal.issue_license_key(customer, product="Acme CLI", key="MY-OWN-KEY-1")
+    with pytest.raises(ValidationError) as error:
+        portal.issue_license_key(customer, product="Acme CLI", activation_limit=0)
+    assert error.value.field == "activation_limit"
+    assert count(session, m.LicenseKey) == 2
+
+
+def test_a_provider_token_that_is_a_card_number_is_caught() -> None:
+    """P1: the check the payment-method code uses refuses a Luhn-valid card number."""
+    from flask_customer_portal.validation import not_a_card_number
+
+    with pytest.raises(ValidationError, match="looks like a card number"):
+        not_a_card_number("provider_token", "4242 4242 4242 4242")
+    assert not_a_card_number("provider_token", "tok_4242abcd") == "tok_4242abcd"
+
+
+@pytest.mark.postgresql_only
+def test_concurrent_invoices_never_share_a_number(app: Flask, customer: m.Customer) -> None:
+    numbers: list[str] = []
+    customer_id = customer.id
+    barrier = threading.Barrier(8)
+
+    def issue() -> None:
+        with app.app_context():
+            session = app.extensions["customer_portal"].session
+            own = session.get(m.Customer, customer_id)
+            barrier.wait()
+            numbers.append(portal.issue_invoice(own, [LINE], currency="USD").number)
+
+    run_threads(issue, 8)
+    assert len(numbers) == 8 and len(set(numbers)) == 8
+
+
+@pytest.mark.postgresql_only
+def test_racing_transitions_have_one_winner(app: Flask, subscription: m.Subscription) -> None:
+    """P2: ten requests cancel and hold the same subscription at once; one change wins."""
+    wins: list[str] = []
+    subscription_id = subscription.id
+    barrier = threading.Barrier(10)
+
+    def change(target: str) -> Callable[[], None]:
+        def run() -> None:
+            with app.app_context():
+                session = app.extensions["customer_portal"].session
+                own = session.get(m.Subscription, subscription_id)
+                barrier.wait()
+                try:
+                    portal.transition(own, target)
+                    session.commit()
+                    wins.append(target)
+                except InvalidTransition:
+                    session.rollback()
+
+        return run
+
+    threads = [threading.Thread(target=change("cancelled")) for _ in range(5)]
+    threads += [threading.Thread(target=change("expired")) for _ in range(5)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(wins) == 1
+
+
+def run_threads(target: Callable[[], None], count: int) -> None:
+    threads = [threading.Thread(target=target) for _ in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()

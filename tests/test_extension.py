@@ -1,0 +1,86 @@
+"""Registering the extension: per-app state, strict settings, loud errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from flask import Flask
+
+from flask_customer_portal import ConfigurationError, CustomerPortal
+from flask_customer_portal.config import config_value
+
+
+def test_state_lives_in_app_extensions(tmp_path: Path) -> None:
+    app = Flask("host", instance_path=str(tmp_path))
+    portal = CustomerPortal()
+    portal.init_app(app)
+    assert "customer_portal" in app.extensions
+    assert not hasattr(portal, "app")
+    assert app.config["CUSTOMER_PORTAL_URL_PREFIX"] == "/portal"
+
+
+def test_one_extension_object_serves_two_apps(tmp_path: Path) -> None:
+    portal = CustomerPortal()
+    first = Flask("one", instance_path=str(tmp_path / "one"))
+    second = Flask("two", instance_path=str(tmp_path / "two"))
+    portal.init_app(first)
+    portal.init_app(second)
+    assert first.extensions["customer_portal"] is not second.extensions["customer_portal"]
+
+
+def test_registering_twice_is_an_error(tmp_path: Path) -> None:
+    app = Flask("host", instance_path=str(tmp_path))
+    CustomerPortal(app)
+    with pytest.raises(RuntimeError, match="already registered"):
+        CustomerPortal(app)
+
+
+def test_a_misspelled_setting_is_refused_with_a_suggestion(tmp_path: Path) -> None:
+    app = Flask("host", instance_path=str(tmp_path))
+    app.config["CUSTOMER_PORTAL_URL_PREFX"] = "/billing"
+    with pytest.raises(ConfigurationError, match="did you mean CUSTOMER_PORTAL_URL_PREFIX"):
+        CustomerPortal(app)
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        ("CUSTOMER_PORTAL_URL_PREFIX", "portal", "must start with '/'"),
+        ("CUSTOMER_PORTAL_URL_PREFIX", "/portal/", "not end with one"),
+        ("CUSTOMER_PORTAL_DEFAULT_MODE", "prod", "'test' or 'live'"),
+        ("CUSTOMER_PORTAL_ENGINE_OPTIONS", "pool_size=5", "wrong type"),
+    ],
+)
+def test_bad_values_are_refused_naming_the_key(
+    tmp_path: Path, key: str, value: object, message: str
+) -> None:
+    app = Flask("host", instance_path=str(tmp_path))
+    app.config[key] = value
+    with pytest.raises(ConfigurationError, match=message) as error:
+        CustomerPortal(app)
+    assert key in str(error.value)
+
+
+def test_an_embedded_database_uri_with_a_shared_db_is_refused(tmp_path: Path) -> None:
+    from flask_sqlalchemy import SQLAlchemy
+
+    app = Flask("host", instance_path=str(tmp_path))
+    app.config["SQLALCHEMY_DATABASE_URI"] = f"sqlite:///{tmp_path / 'host.db'}"
+    app.config["CUSTOMER_PORTAL_DATABASE_URI"] = f"sqlite:///{tmp_path / 'portal.db'}"
+    db = SQLAlchemy(app)
+    with pytest.raises(ConfigurationError, match="CUSTOMER_PORTAL_DATABASE_URI"):
+        CustomerPortal(app, db=db)
+
+
+def test_without_a_db_the_portal_keeps_sqlite_in_the_instance_folder(tmp_path: Path) -> None:
+    app = Flask("host", instance_path=str(tmp_path / "instance"))
+    CustomerPortal(app)
+    engine = app.extensions["customer_portal"].engine
+    assert engine.url.database == str(tmp_path / "instance" / "customer_portal.sqlite3")
+
+
+def test_reading_an_unknown_setting_is_an_error(app: Flask) -> None:
+    with pytest.raises(KeyError, match="CUSTOMER_PORTAL_URL_PREFX"):
+        config_value("URL_PREFX")
+    assert config_value("DEFAULT_MODE") == "test"

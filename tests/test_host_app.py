@@ -1,0 +1,70 @@
+"""A host app with its own Flask-SQLAlchemy ``db`` and model mounts the portal."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import sqlalchemy as sa
+from flask import Flask
+from flask_sqlalchemy import SQLAlchemy
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+import flask_customer_portal as portal
+from flask_customer_portal import models as m
+
+
+def create_host_app(database_url: str, instance_path: Path) -> tuple[Flask, SQLAlchemy]:
+    """The twenty-line integration of the docs' quickstart."""
+
+    class Base(DeclarativeBase):
+        pass
+
+    db = SQLAlchemy(model_class=Base)
+
+    class Order(db.Model):  # type: ignore[name-defined]
+        id: Mapped[int] = mapped_column(primary_key=True)
+        reference: Mapped[str] = mapped_column(sa.String(20))
+
+    app = Flask("host", instance_path=str(instance_path))
+    app.config["SQLALCHEMY_DATABASE_URI"] = database_url
+    db.init_app(app)
+    portal.CustomerPortal(app, db=db)
+    app.extensions["host_models"] = {"Order": Order}
+    return app, db
+
+
+def test_the_portal_lives_beside_the_hosts_tables(empty_database_url: str, tmp_path: Path) -> None:
+    app, db = create_host_app(empty_database_url, tmp_path)
+    Order = app.extensions["host_models"]["Order"]
+    with app.app_context():
+        db.create_all()
+        assert sa.inspect(db.engine).get_table_names() == ["order"]
+
+    result = app.test_cli_runner().invoke(args=["portal", "db", "upgrade"])
+    assert result.exit_code == 0, result.output
+
+    with app.app_context():
+        db.session.add(Order(reference="A-1"))
+        db.session.commit()
+        acme = portal.create_business("Acme Cloud", public_id="acme")
+        ana = portal.upsert_customer(acme, "ana@example.com", name="Ana")
+        plan = portal.start_subscription(ana, product="Cloud", price=2900, currency="USD")
+        invoice = portal.issue_invoice(
+            ana, [{"description": "Setup", "unit_amount": 5000}], currency="USD"
+        )
+        portal.record_failed_renewal(plan, reason="Your card was declined.")
+        invoice_id = invoice.id
+
+    with app.app_context():
+        assert db.session.scalar(sa.select(Order.reference)) == "A-1"
+        assert db.session.get(m.Invoice, invoice_id).number == "ACMECL-000001"
+        stored = db.session.scalars(sa.select(m.Subscription)).one()
+        assert stored.status == "on_hold"
+        assert portal.outstanding_dues(stored)[0] == 2900
+        tables = set(sa.inspect(db.engine).get_table_names())
+        assert {"order", "portal_customers", "portal_invoices"} <= tables
+        assert portal.__version__
+        db.engine.dispose()
+    if empty_database_url.startswith("sqlite"):
+        assert os.path.exists(empty_database_url.removeprefix("sqlite:///"))

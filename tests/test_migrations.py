@@ -1,0 +1,78 @@
+"""The shipped migrations build exactly the models' schema, beside the host's own tables."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import sqlalchemy as sa
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from click.testing import Result
+from flask import Flask
+
+from flask_customer_portal import migrate
+from flask_customer_portal.db import Base
+
+
+def _portal_tables(engine: sa.Engine) -> set[str]:
+    return {name for name in sa.inspect(engine).get_table_names() if name.startswith("portal_")}
+
+
+def test_upgrade_of_an_empty_database_matches_the_models(
+    empty_database_url: str, app_factory: Callable[..., Flask]
+) -> None:
+    app = app_factory(empty_database_url)
+    runner = app.test_cli_runner()
+    result: Result = runner.invoke(args=["portal", "db", "upgrade"])
+    assert result.exit_code == 0, result.output
+    assert f"Portal schema at {migrate.head_revision()}" in result.output
+
+    engine = app.extensions["customer_portal"].engine
+    with engine.connect() as connection:
+        context = MigrationContext.configure(
+            connection,
+            opts={"include_object": migrate.include_object, "compare_type": True},
+        )
+        assert compare_metadata(context, Base.metadata) == []
+    assert _portal_tables(engine) == set(Base.metadata.tables) | {"portal_alembic_version"}
+
+
+def test_the_portal_keeps_its_own_version_table_and_leaves_the_hosts_alone(
+    empty_database_url: str, app_factory: Callable[..., Flask]
+) -> None:
+    """A host using Flask-Migrate has ``alembic_version``; ours must not touch it."""
+    app = app_factory(empty_database_url)
+    engine = app.extensions["customer_portal"].engine
+    with engine.begin() as connection:
+        connection.execute(sa.text("CREATE TABLE alembic_version (version_num VARCHAR(32))"))
+        connection.execute(sa.text("INSERT INTO alembic_version VALUES ('host_rev_42')"))
+        connection.execute(sa.text("CREATE TABLE orders (id INTEGER PRIMARY KEY)"))
+    with app.app_context():
+        migrate.upgrade()
+        assert migrate.current_revision() == migrate.head_revision()
+        migrate.downgrade("base")
+        assert _portal_tables(engine) == {"portal_alembic_version"}
+    with engine.connect() as connection:
+        assert connection.scalar(sa.text("SELECT version_num FROM alembic_version")) == (
+            "host_rev_42"
+        )
+    assert "orders" in sa.inspect(engine).get_table_names()
+
+
+def test_db_current_says_when_the_schema_is_behind(
+    empty_database_url: str, app_factory: Callable[..., Flask]
+) -> None:
+    app = app_factory(empty_database_url)
+    runner = app.test_cli_runner()
+    assert (
+        "behind: run 'flask portal db upgrade'"
+        in runner.invoke(args=["portal", "db", "current"]).output
+    )
+    runner.invoke(args=["portal", "db", "upgrade"])
+    assert "up to date" in runner.invoke(args=["portal", "db", "current"]).output
+
+
+def test_upgrading_twice_changes_nothing(app: Flask) -> None:
+    with app.app_context():
+        migrate.upgrade()
+        assert migrate.current_revision() == migrate.head_revision()
