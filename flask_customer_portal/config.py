@@ -29,6 +29,39 @@ DEFAULTS: dict[str, Any] = {
     "DEFAULT_MODE": "test",
     # The locale of a new business when none is given.
     "DEFAULT_LOCALE": "en",
+    # The scheme and host every link is built from, such as "https://shop.example.com".
+    # Required outside debug and testing: links never come from the request's Host.
+    "EXTERNAL_URL": None,
+    # Seconds an emailed sign-in link stays valid (single use).
+    "LOGIN_LINK_TTL": 30 * 60,
+    # Seconds a dynamic link (create_portal_session) stays valid (single use).
+    "SESSION_LINK_TTL": 24 * 60 * 60,
+    # Seconds a portal session lasts at most after sign-in.
+    "SESSION_LIFETIME": 24 * 60 * 60,
+    # Seconds of inactivity after which a portal session ends.
+    "SESSION_IDLE_TIMEOUT": 2 * 60 * 60,
+    # Seconds after sign-in during which sensitive actions need no fresh sign-in.
+    "RECENT_SIGN_IN": 15 * 60,
+    # Extra origins (scheme://host[:port]) a return_url may point to, besides EXTERNAL_URL's.
+    "RETURN_URL_ORIGINS": [],
+    # Flask-Limiter storage; shared (such as "redis://...") in production.
+    "RATELIMIT_STORAGE_URI": "memory://",
+    # Sign-in link requests, per client IP and per email address.
+    "LOGIN_RATE_LIMIT_IP": "10 per minute; 50 per hour",
+    "LOGIN_RATE_LIMIT_EMAIL": "5 per hour",
+    # Opening sign-in links, per client IP.
+    "REDEEM_RATE_LIMIT": "30 per minute",
+    # The HTTP API, per API key.
+    "API_RATE_LIMIT": "120 per minute",
+    # "smtp" sends through Flask-Mail; "local" keeps messages for a development page.
+    "MAIL_BACKEND": "smtp",
+    # Seconds an SMTP connection may take to answer before the attempt fails.
+    "MAIL_TIMEOUT": 10,
+    # Attempts before a message is given up; retries back off exponentially.
+    "MAIL_MAX_ATTEMPTS": 8,
+    # "thread" sends queued mail in the background right after commit; "manual"
+    # leaves it to `flask portal send-mail` (run it from cron or a worker).
+    "MAIL_DISPATCH": "thread",
 }
 
 _TYPES: dict[str, type | tuple[type, ...]] = {
@@ -37,6 +70,22 @@ _TYPES: dict[str, type | tuple[type, ...]] = {
     "URL_PREFIX": str,
     "DEFAULT_MODE": str,
     "DEFAULT_LOCALE": str,
+    "EXTERNAL_URL": (str, type(None)),
+    "LOGIN_LINK_TTL": int,
+    "SESSION_LINK_TTL": int,
+    "SESSION_LIFETIME": int,
+    "SESSION_IDLE_TIMEOUT": int,
+    "RECENT_SIGN_IN": int,
+    "RETURN_URL_ORIGINS": (list, tuple),
+    "RATELIMIT_STORAGE_URI": str,
+    "LOGIN_RATE_LIMIT_IP": str,
+    "LOGIN_RATE_LIMIT_EMAIL": str,
+    "REDEEM_RATE_LIMIT": str,
+    "API_RATE_LIMIT": str,
+    "MAIL_BACKEND": str,
+    "MAIL_TIMEOUT": (int, float),
+    "MAIL_MAX_ATTEMPTS": int,
+    "MAIL_DISPATCH": str,
 }
 
 MODES = ("test", "live")
@@ -67,6 +116,39 @@ def check(app: Flask) -> None:
         )
     if app.config[PREFIX + "DEFAULT_MODE"] not in MODES:
         raise ConfigurationError(f"{PREFIX}DEFAULT_MODE must be 'test' or 'live'")
+    for name, choices in (
+        ("MAIL_BACKEND", ("smtp", "local")),
+        ("MAIL_DISPATCH", ("thread", "manual")),
+    ):
+        if app.config[PREFIX + name] not in choices:
+            raise ConfigurationError(f"{PREFIX}{name} must be one of {', '.join(choices)}")
+    for name in ("LOGIN_LINK_TTL", "SESSION_LINK_TTL", "SESSION_LIFETIME", "SESSION_IDLE_TIMEOUT"):
+        if app.config[PREFIX + name] <= 0:
+            raise ConfigurationError(f"{PREFIX}{name} must be a positive number of seconds")
+    url = app.config[PREFIX + "EXTERNAL_URL"]
+    if url is not None and (not url.startswith(("https://", "http://")) or url.endswith("/")):
+        raise ConfigurationError(
+            f"{PREFIX}EXTERNAL_URL must be like https://shop.example.com (no trailing '/')"
+        )
+    if not (app.debug or app.testing):
+        _check_production(app)
+
+
+def _check_production(app: Flask) -> None:
+    """Refuse settings that are fine on a laptop and dangerous on a server (O3)."""
+    url = app.config[PREFIX + "EXTERNAL_URL"]
+    if url is None or not url.startswith("https://"):
+        raise ConfigurationError(
+            f"{PREFIX}EXTERNAL_URL must be set to the site's https:// address in production "
+            "(links are never built from the request's Host)"
+        )
+    if app.config[PREFIX + "RATELIMIT_STORAGE_URI"].startswith("memory://"):
+        raise ConfigurationError(
+            f"{PREFIX}RATELIMIT_STORAGE_URI is memory:// in production: each process would "
+            "count alone; use a shared storage such as redis://"
+        )
+    if app.config[PREFIX + "MAIL_BACKEND"] == "local":
+        raise ConfigurationError(f"{PREFIX}MAIL_BACKEND 'local' is for development only")
 
 
 def config_value(name: str, app: Flask | None = None) -> Any:

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from typing import Any
 
 from flask import Flask, current_app
 from flask.globals import app_ctx
+from flask_limiter import Limiter
+from flask_limiter.util import get_remote_address
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, scoped_session, sessionmaker
 
-from . import config
+from . import config, mail
 from .errors import ConfigurationError
 
 EXTENSION_KEY = "customer_portal"
@@ -22,6 +25,16 @@ class PortalState:
     def __init__(self, app: Flask, *, db: Any, provider: Any) -> None:
         self.db = db
         self.provider = provider
+        self.backend, self.dispatcher = mail.init_mail(app)
+        self.limiter = Limiter(
+            key_func=get_remote_address,
+            app=app,
+            storage_uri=config.config_value("RATELIMIT_STORAGE_URI", app),
+            default_limits=[],
+            application_limits=[],
+            key_prefix="customer_portal",
+        )
+        self.host_customer: Callable[[Any], Any] | None = None
         self._engine: Engine | None = None
         self._sessions: scoped_session[Session] | None = None
         if db is None:
@@ -67,11 +80,32 @@ class CustomerPortal:
         session. Without it the portal keeps an embedded SQLite database in the
         app's instance folder (or at ``CUSTOMER_PORTAL_DATABASE_URI``).
     :param provider: the payment provider.
+    :param staff_decorator: protects the staff pages (the share-invite page),
+        such as Flask-Login's ``login_required`` or a check of your own. Without
+        it the staff pages are not registered at all.
+    :param host_customer: the host login bridge: a function given the host's
+        Flask-Login ``current_user`` that returns the portal
+        :class:`~.models.Customer` it is, or ``None``. Without it the bridge
+        page is not registered.
+    :param register_blueprint: ``False`` to register none of the portal's
+        views (mount your own around the domain functions).
     """
 
-    def __init__(self, app: Flask | None = None, *, db: Any = None, provider: Any = None) -> None:
+    def __init__(
+        self,
+        app: Flask | None = None,
+        *,
+        db: Any = None,
+        provider: Any = None,
+        staff_decorator: Callable[[Callable[..., Any]], Callable[..., Any]] | None = None,
+        host_customer: Callable[[Any], Any] | None = None,
+        register_blueprint: bool = True,
+    ) -> None:
         self.db = db
         self.provider = provider
+        self.staff_decorator = staff_decorator
+        self.host_customer = host_customer
+        self.register_blueprint = register_blueprint
         if app is not None:
             self.init_app(app)
 
@@ -82,17 +116,39 @@ class CustomerPortal:
                 "CustomerPortal is already registered on this app; create one per app"
             )
         config.apply_defaults(app)
-        app.extensions[EXTENSION_KEY] = PortalState(app, db=self.db, provider=self.provider)
+        _secure_cookie_defaults(app)
+        state = PortalState(app, db=self.db, provider=self.provider)
+        state.host_customer = self.host_customer
+        app.extensions[EXTENSION_KEY] = state
 
         from .cli import portal_cli
 
         app.cli.add_command(portal_cli)
+        if self.register_blueprint:
+            from . import api, views
+
+            prefix = config.config_value("URL_PREFIX", app)
+            app.register_blueprint(views.create_blueprint(state, self), url_prefix=prefix)
+            app.register_blueprint(api.create_blueprint(state), url_prefix=prefix + "/api/v1")
+            if self.staff_decorator is not None:
+                app.register_blueprint(
+                    views.create_staff_blueprint(self.staff_decorator), url_prefix=prefix
+                )
 
     @property
     def session(self) -> Session:
         """The portal's database session in the current app context."""
         state: PortalState = current_app.extensions[EXTENSION_KEY]
         return state.session
+
+
+def _secure_cookie_defaults(app: Flask) -> None:
+    # C2: the portal's session lives in the app's session cookie. Production
+    # runs on https (EXTERNAL_URL must be https there), so the cookie is Secure.
+    if app.config.get("SESSION_COOKIE_SAMESITE") is None:
+        app.config["SESSION_COOKIE_SAMESITE"] = "Lax"
+    if not (app.debug or app.testing):
+        app.config["SESSION_COOKIE_SECURE"] = True
 
 
 def _default_sqlite_uri(app: Flask) -> str:

@@ -20,9 +20,7 @@ def include_object(
     """Look only at the portal's own tables; the host's are none of our business."""
     table = obj if type_ == "table" else getattr(obj, "table", None)
     table_name = name if type_ == "table" else getattr(table, "name", "")
-    return bool(
-        table_name and table_name.startswith(TABLE_PREFIX) and table_name != VERSION_TABLE
-    )
+    return bool(table_name and table_name.startswith(TABLE_PREFIX) and table_name != VERSION_TABLE)
 
 
 def alembic_config() -> Config:

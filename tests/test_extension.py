@@ -11,8 +11,14 @@ from flask_customer_portal import ConfigurationError, CustomerPortal
 from flask_customer_portal.config import config_value
 
 
+def bare_app(instance_path: Path) -> Flask:
+    app = Flask("host", instance_path=str(instance_path))
+    app.testing = True
+    return app
+
+
 def test_state_lives_in_app_extensions(tmp_path: Path) -> None:
-    app = Flask("host", instance_path=str(tmp_path))
+    app = bare_app(tmp_path)
     portal = CustomerPortal()
     portal.init_app(app)
     assert "customer_portal" in app.extensions
@@ -22,22 +28,22 @@ def test_state_lives_in_app_extensions(tmp_path: Path) -> None:
 
 def test_one_extension_object_serves_two_apps(tmp_path: Path) -> None:
     portal = CustomerPortal()
-    first = Flask("one", instance_path=str(tmp_path / "one"))
-    second = Flask("two", instance_path=str(tmp_path / "two"))
+    first = bare_app(tmp_path / "one")
+    second = bare_app(tmp_path / "two")
     portal.init_app(first)
     portal.init_app(second)
     assert first.extensions["customer_portal"] is not second.extensions["customer_portal"]
 
 
 def test_registering_twice_is_an_error(tmp_path: Path) -> None:
-    app = Flask("host", instance_path=str(tmp_path))
+    app = bare_app(tmp_path)
     CustomerPortal(app)
     with pytest.raises(RuntimeError, match="already registered"):
         CustomerPortal(app)
 
 
 def test_a_misspelled_setting_is_refused_with_a_suggestion(tmp_path: Path) -> None:
-    app = Flask("host", instance_path=str(tmp_path))
+    app = bare_app(tmp_path)
     app.config["CUSTOMER_PORTAL_URL_PREFX"] = "/billing"
     with pytest.raises(ConfigurationError, match="did you mean CUSTOMER_PORTAL_URL_PREFIX"):
         CustomerPortal(app)
@@ -55,7 +61,7 @@ def test_a_misspelled_setting_is_refused_with_a_suggestion(tmp_path: Path) -> No
 def test_bad_values_are_refused_naming_the_key(
     tmp_path: Path, key: str, value: object, message: str
 ) -> None:
-    app = Flask("host", instance_path=str(tmp_path))
+    app = bare_app(tmp_path)
     app.config[key] = value
     with pytest.raises(ConfigurationError, match=message) as error:
         CustomerPortal(app)
@@ -65,7 +71,7 @@ def test_bad_values_are_refused_naming_the_key(
 def test_an_embedded_database_uri_with_a_shared_db_is_refused(tmp_path: Path) -> None:
     from flask_sqlalchemy import SQLAlchemy
 
-    app = Flask("host", instance_path=str(tmp_path))
+    app = bare_app(tmp_path)
     app.config["SQLALCHEMY_DATABASE_URI"] = f"sqlite:///{tmp_path / 'host.db'}"
     app.config["CUSTOMER_PORTAL_DATABASE_URI"] = f"sqlite:///{tmp_path / 'portal.db'}"
     db = SQLAlchemy(app)
@@ -74,7 +80,7 @@ def test_an_embedded_database_uri_with_a_shared_db_is_refused(tmp_path: Path) ->
 
 
 def test_without_a_db_the_portal_keeps_sqlite_in_the_instance_folder(tmp_path: Path) -> None:
-    app = Flask("host", instance_path=str(tmp_path / "instance"))
+    app = bare_app(tmp_path / "instance")
     CustomerPortal(app)
     engine = app.extensions["customer_portal"].engine
     assert engine.url.database == str(tmp_path / "instance" / "customer_portal.sqlite3")
@@ -84,3 +90,35 @@ def test_reading_an_unknown_setting_is_an_error(app: Flask) -> None:
     with pytest.raises(KeyError, match="CUSTOMER_PORTAL_URL_PREFX"):
         config_value("URL_PREFX")
     assert config_value("DEFAULT_MODE") == "test"
+
+
+PRODUCTION = {
+    "CUSTOMER_PORTAL_EXTERNAL_URL": "https://shop.example.com",
+    "CUSTOMER_PORTAL_RATELIMIT_STORAGE_URI": "redis://127.0.0.1:6379",
+}
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"CUSTOMER_PORTAL_EXTERNAL_URL": None}, "EXTERNAL_URL must be set"),
+        ({"CUSTOMER_PORTAL_EXTERNAL_URL": "http://shop.example.com"}, "EXTERNAL_URL"),
+        ({"CUSTOMER_PORTAL_RATELIMIT_STORAGE_URI": "memory://"}, "shared storage"),
+        ({"CUSTOMER_PORTAL_MAIL_BACKEND": "local"}, "development only"),
+    ],
+)
+def test_an_unsafe_production_configuration_is_refused_at_start_up(
+    tmp_path: Path, change: dict, message: str
+) -> None:
+    """O3, T9: outside debug and testing, start-up refuses unsafe settings."""
+    app = Flask("host", instance_path=str(tmp_path))
+    app.config.update(PRODUCTION | change)
+    with pytest.raises(ConfigurationError, match=message):
+        CustomerPortal(app)
+
+
+def test_a_safe_production_configuration_starts(tmp_path: Path) -> None:
+    app = Flask("host", instance_path=str(tmp_path))
+    app.config.update(PRODUCTION)
+    CustomerPortal(app)
+    assert app.extensions["customer_portal"]

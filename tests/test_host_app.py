@@ -28,6 +28,8 @@ def create_host_app(database_url: str, instance_path: Path) -> tuple[Flask, SQLA
 
     app = Flask("host", instance_path=str(instance_path))
     app.config["SQLALCHEMY_DATABASE_URI"] = database_url
+    app.config["CUSTOMER_PORTAL_EXTERNAL_URL"] = "http://127.0.0.1:5000"
+    app.testing = True
     db.init_app(app)
     portal.CustomerPortal(app, db=db)
     app.extensions["host_models"] = {"Order": Order}
@@ -65,6 +67,7 @@ def test_the_portal_lives_beside_the_hosts_tables(empty_database_url: str, tmp_p
         tables = set(sa.inspect(db.engine).get_table_names())
         assert {"order", "portal_customers", "portal_invoices"} <= tables
         assert portal.__version__
-        db.engine.dispose()
+        engine = db.engine
+    engine.dispose()
     if empty_database_url.startswith("sqlite"):
         assert os.path.exists(empty_database_url.removeprefix("sqlite:///"))

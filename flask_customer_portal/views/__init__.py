@@ -1,0 +1,178 @@
+"""The customer-facing pages: a blueprint built per app by :func:`create_blueprint`.
+
+Views are thin: they parse the request, call one domain function and render.
+Every POST carries a CSRF token (C1); every response carries the security
+headers of :func:`_security_headers` (C3).
+"""
+
+from __future__ import annotations
+
+import math
+import secrets
+import time
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    current_app,
+    g,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
+from flask_wtf.csrf import CSRFError, generate_csrf, validate_csrf
+from werkzeug.exceptions import HTTPException
+from werkzeug.local import LocalProxy
+from wtforms.validators import ValidationError as CSRFValidationError
+
+from ..access import load_session
+from ..config import config_value
+from ..models import Customer, PortalSession
+
+#: Keys of the portal in the Flask session: the session token, and which
+#: business and mode it was for (to send an expired visitor to the right login page).
+SESSION_TOKEN = "_customer_portal"
+SESSION_HOME = "_customer_portal_home"
+
+
+def current_portal_session() -> PortalSession | None:
+    """Return the signed-in customer's live server-side session, or ``None``."""
+    if "customer_portal_session" not in g:
+        token = session.get(SESSION_TOKEN)
+        g.customer_portal_session = load_session(token) if isinstance(token, str) else None
+    return g.customer_portal_session
+
+
+def _current_customer() -> Customer | None:
+    portal_session = current_portal_session()
+    return portal_session.customer if portal_session else None
+
+
+#: The signed-in portal customer, or ``None``. Never the host's ``current_user``.
+current_customer: Customer | None = LocalProxy(_current_customer)  # type: ignore[assignment]
+
+
+def customer_required(view: Callable[..., Any]) -> Callable[..., Any]:
+    """Let only a signed-in portal customer through; others go to their sign-in page."""
+
+    @wraps(view)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        if current_portal_session() is None:
+            home = session.get(SESSION_HOME)
+            session.pop(SESSION_TOKEN, None)
+            if isinstance(home, list) and len(home) == 2:
+                business_id, mode = home
+                return redirect(login_url(business_id, mode, expired=True))
+            return render_template("customer_portal/signed_out.html"), 401
+        return view(*args, **kwargs)
+
+    return wrapper
+
+
+def login_url(business_id: str, mode: str, **params: Any) -> str:
+    """Return the (relative) static login page of a business in a mode."""
+    endpoint = "customer_portal.test_login" if mode == "test" else "customer_portal.login"
+    return url_for(endpoint, business_id=business_id, **params)
+
+
+def sign_in(token: str, portal_session: PortalSession, *, clear: bool = True) -> None:
+    """Put a fresh portal session in the browser's session cookie.
+
+    ``clear`` empties the Flask session first (T10: nothing planted before
+    sign-in survives it).
+    """
+    if clear:
+        session.clear()
+    session[SESSION_TOKEN] = token
+    session[SESSION_HOME] = [portal_session.customer.business.public_id, portal_session.mode]
+    g.customer_portal_session = portal_session
+
+
+def csp_nonce() -> str:
+    """Return this response's nonce for inline ``<script nonce=...>`` (C3)."""
+    if "customer_portal_nonce" not in g:
+        g.customer_portal_nonce = secrets.token_urlsafe(16)
+    return g.customer_portal_nonce
+
+
+def _check_csrf() -> None:
+    if request.method in ("POST", "PUT", "PATCH", "DELETE"):
+        try:
+            validate_csrf(request.form.get("csrf_token"))
+        except (CSRFError, CSRFValidationError):
+            abort(400, description="This form has expired. Go back, reload the page and try again.")
+
+
+def _security_headers(response: Response) -> Response:
+    nonce = g.get("customer_portal_nonce")
+    script = f"'self' 'nonce-{nonce}'" if nonce else "'self'"
+    response.headers.setdefault(
+        "Content-Security-Policy",
+        f"default-src 'self'; script-src {script}; style-src 'self'; img-src 'self' data:; "
+        "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
+    )
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    response.headers.setdefault("X-Frame-Options", "DENY")
+    response.headers.setdefault("Referrer-Policy", "same-origin")
+    response.headers.setdefault("Cache-Control", "no-store")
+    return response
+
+
+def _context() -> dict[str, Any]:
+    portal_session = current_portal_session() if SESSION_TOKEN in session else None
+    return {
+        "csrf_token": generate_csrf,
+        "csp_nonce": csp_nonce,
+        "current_customer": portal_session.customer if portal_session else None,
+        "portal_session": portal_session,
+        "portal_prefix": config_value("URL_PREFIX"),
+    }
+
+
+def _error_page(error: HTTPException) -> tuple[str, int]:
+    if error.code == 429:
+        limit = current_app.extensions["customer_portal"].limiter.current_limit
+        seconds = max(limit.reset_at - time.time(), 1) if limit else 60
+        minutes = math.ceil(seconds / 60)
+        body = render_template("customer_portal/rate_limited.html", minutes=minutes)
+        return body, 429
+    # V3: a generic page for every error, 500 included; Flask logs the traceback.
+    return render_template("customer_portal/error.html", error=error), error.code or 500
+
+
+def create_blueprint(state: Any, portal: Any) -> Blueprint:
+    """Build the portal's blueprint for one app, with that app's rate limits."""
+    from . import access, overview
+
+    blueprint = Blueprint(
+        "customer_portal",
+        __name__,
+        template_folder="../templates",
+        static_folder="../static",
+        static_url_path="/static",
+    )
+    blueprint.before_request(_check_csrf)
+    blueprint.after_request(_security_headers)
+    blueprint.context_processor(_context)
+    blueprint.register_error_handler(HTTPException, _error_page)
+    access.register(blueprint, state.limiter, bridge=state.host_customer is not None)
+    overview.register(blueprint)
+    return blueprint
+
+
+def create_staff_blueprint(staff_decorator: Callable[..., Any]) -> Blueprint:
+    """Build the staff pages (share invite), each wrapped in the host's ``staff_decorator``."""
+    from . import staff
+
+    blueprint = Blueprint("customer_portal_staff", __name__, template_folder="../templates")
+    blueprint.before_request(_check_csrf)
+    blueprint.after_request(_security_headers)
+    blueprint.context_processor(_context)
+    staff.register(blueprint, staff_decorator)
+    return blueprint

@@ -1,0 +1,141 @@
+"""Getting in: the static login page, opening a link, signing out, the host bridge."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
+from flask_limiter import Limiter
+
+from .. import access
+from ..businesses import get_business
+from ..config import config_value
+from ..db import db_session
+from ..errors import ValidationError
+from ..models import Business
+from ..validation import email as valid_email
+from . import SESSION_HOME, SESSION_TOKEN, current_portal_session, login_url, sign_in
+
+#: Link pages must not leak their URL (it holds the token) nor be cached (T7).
+LINK_HEADERS = {"Referrer-Policy": "no-referrer", "Cache-Control": "no-store"}
+
+
+def register(blueprint: Blueprint, limiter: Limiter, *, bridge: bool) -> None:
+    """Add the sign-in routes to ``blueprint`` with the app's rate limits (T9)."""
+    per_ip = limiter.limit(lambda: config_value("LOGIN_RATE_LIMIT_IP"), methods=["POST"])
+    per_email = limiter.limit(
+        lambda: config_value("LOGIN_RATE_LIMIT_EMAIL"), methods=["POST"], key_func=_email_key
+    )
+    redeem = limiter.limit(lambda: config_value("REDEEM_RATE_LIMIT"))
+    request_view = per_ip(per_email(request_link))
+    open_view = redeem(open_link)
+    for mode, prefix, suffix in (("live", "", ""), ("test", "/test", "test_")):
+        blueprint.add_url_rule(
+            f"{prefix}/login/<business_id>",
+            f"{suffix}login",
+            request_view,
+            methods=["GET", "POST"],
+            defaults={"mode": mode},
+        )
+        blueprint.add_url_rule(
+            f"{prefix}/login/<business_id>/<token>",
+            f"{suffix}open_link",
+            open_view,
+            methods=["GET", "POST"],
+            defaults={"mode": mode},
+        )
+    blueprint.add_url_rule("/logout", "logout", logout, methods=["POST"])
+    if bridge:
+        blueprint.add_url_rule("/from-host", "from_host", from_host, methods=["GET", "POST"])
+
+
+def _business(business_id: str) -> Business:
+    business = get_business(business_id)
+    if business is None:
+        abort(404)
+    return business
+
+
+def _email_key() -> str:
+    typed = request.form.get("email", "")
+    try:
+        return "email:" + valid_email("email", typed)
+    except ValidationError:
+        return "email:" + typed.strip().lower()[:254]
+
+
+def request_link(business_id: str, mode: str) -> Any:
+    """The static link: type your email, get a sign-in link (T8: one answer for all)."""
+    business = _business(business_id)
+    context = {"business": business, "mode": mode, "expired": "expired" in request.args}
+    if request.method == "GET":
+        return render_template("customer_portal/login.html", **context)
+    try:
+        address = valid_email("email", request.form.get("email", ""))
+    except ValidationError:
+        error = "Enter the email address you used when you bought."
+        return render_template("customer_portal/login.html", error=error, **context), 400
+    access.request_login_link(business, mode, address)
+    db_session().commit()
+    return render_template("customer_portal/login_sent.html", **context)
+
+
+def open_link(business_id: str, token: str, mode: str) -> Any:
+    """A sign-in link: GET shows "Continue" (T6); only the POST uses the link (T3)."""
+    business = _business(business_id)
+    context = {"business": business, "mode": mode}
+    if request.method == "POST":
+        opened = access.redeem_link(business, mode, token)
+        if opened is not None:
+            sign_in(*opened)
+            response = redirect(url_for("customer_portal.overview"), 303)
+            response.headers.update(LINK_HEADERS)
+            return response
+    elif access.link_is_valid(business, mode, token):
+        return render_template("customer_portal/continue.html", **context), 200, LINK_HEADERS
+    page = render_template("customer_portal/link_invalid.html", **context)
+    return page, 410, LINK_HEADERS
+
+
+def logout() -> Any:
+    """Sign out: end the session on the server too (T11)."""
+    portal_session = current_portal_session()
+    token = session.pop(SESSION_TOKEN, None)
+    if isinstance(token, str):
+        access.end_session(token)
+    session.pop(SESSION_HOME, None)
+    if portal_session is None:
+        return render_template("customer_portal/signed_out.html"), 401
+    business = portal_session.customer.business
+    return redirect(login_url(business.public_id, portal_session.mode, signed_out=1), 303)
+
+
+def from_host() -> Any:
+    """The host login bridge: the host's signed-in user continues into their portal."""
+    from flask_login import current_user
+
+    if not current_user.is_authenticated:
+        return current_app.login_manager.unauthorized()  # type: ignore[attr-defined]
+    customer = current_app.extensions["customer_portal"].host_customer(current_user)
+    if customer is None:
+        abort(404)
+    if request.method == "GET":
+        return render_template(
+            "customer_portal/continue.html", business=customer.business, mode=customer.mode
+        )
+    token = access.start_session(customer)
+    portal_session = access.load_session(token)
+    assert portal_session is not None
+    # The host's own login lives in the same cookie: keep it (the portal
+    # session token itself is new, so nothing can be fixed in advance).
+    sign_in(token, portal_session, clear=False)
+    return redirect(url_for("customer_portal.overview"), 303)
