@@ -109,8 +109,10 @@ def record_payment(
     )
     when = v.aware("at", at, required=False) or utcnow()
     with unit_of_work() as session:
-        if idempotency_key is not None:
-            existing = session.scalar(select(Payment).filter_by(idempotency_key=idempotency_key))
+        if fields["idempotency_key"] is not None:
+            existing = session.scalar(
+                select(Payment).filter_by(idempotency_key=fields["idempotency_key"])
+            )
             if existing is not None:
                 return _same_payment(existing, fields)
         if invoice is not None and status == "succeeded":
@@ -139,11 +141,16 @@ def record_refund(
     provider_reference = v.text(
         "provider_reference", provider_reference, max_length=255, required=False
     )
+    idempotency_key = v.text("idempotency_key", idempotency_key, max_length=255, required=False)
     when = v.aware("at", at, required=False) or utcnow()
     with unit_of_work() as session:
         if idempotency_key is not None:
             existing = session.scalar(select(Refund).filter_by(idempotency_key=idempotency_key))
             if existing is not None:
+                if existing.payment_id != payment.id or amount not in (None, existing.amount):
+                    raise ValidationError(
+                        "idempotency_key", "was already used for a different refund"
+                    )
                 return existing
         # Lock the payment so that two refunds racing cannot both pass the check.
         session.execute(select(Payment.id).filter_by(id=payment.id).with_for_update())
@@ -185,14 +192,25 @@ def record_failed_renewal(
     invoice for that period (``amount``, default price × quantity) is issued, a
     failed payment with ``reason`` is recorded against it, and the subscription
     becomes ``on_hold`` (it may already be). Commits; returns the invoice.
+    Recording the same ``idempotency_key`` again returns the first invoice.
     """
     reason = v.required_text("reason", reason, max_length=500)
+    provider_reference = v.text(
+        "provider_reference", provider_reference, max_length=255, required=False
+    )
+    idempotency_key = v.text("idempotency_key", idempotency_key, max_length=255, required=False)
     due = v.amount("amount", subscription.amount if amount is None else amount, positive=True)
     when = v.aware("at", at, required=False) or utcnow()
     customer = subscription.customer
     starts = subscription.current_period_end
     ends = add_interval(starts, subscription.interval, subscription.interval_count)
     with unit_of_work() as session:
+        if idempotency_key is not None:
+            seen = session.scalar(select(Payment).filter_by(idempotency_key=idempotency_key))
+            if seen is not None:
+                if seen.subscription_id != subscription.id or seen.invoice is None:
+                    raise ValidationError("idempotency_key", "was already used for another payment")
+                return seen.invoice
         transition(
             subscription,
             "on_hold",
@@ -263,7 +281,7 @@ def _new_invoice(
         business_id=business.id,
         customer_id=customer.id,
         subscription_id=subscription.id if subscription else None,
-        number=_next_invoice_number(business),
+        number=_next_invoice_number(business, customer.mode),
         status=status,
         currency=currency,
         subtotal=subtotal,
@@ -277,20 +295,19 @@ def _new_invoice(
     )
 
 
-def _next_invoice_number(business: Business) -> str:
+def _next_invoice_number(business: Business, mode: str) -> str:
     # One atomic increment: concurrent invoices of a business never share a number.
-    counter = (
-        db_session()
-        .execute(
-            update(Business)
-            .where(Business.id == business.id)
-            .values(invoice_counter=Business.invoice_counter + 1)
-            .returning(Business.invoice_counter)
-            .execution_options(synchronize_session=False)
-        )
-        .scalar_one()
+    column = Business.invoice_counter_test if mode == "test" else Business.invoice_counter_live
+    statement = (
+        update(Business)
+        .where(Business.id == business.id)
+        .values({column: column + 1})
+        .returning(column)
+        .execution_options(synchronize_session=False)
     )
-    return f"{business.invoice_prefix}-{counter:06d}"
+    counter = db_session().execute(statement).scalar_one()
+    prefix = business.invoice_prefix + ("-TEST" if mode == "test" else "")
+    return f"{prefix}-{counter:06d}"
 
 
 def _lines(lines: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
@@ -354,9 +371,12 @@ def _payment_fields(
 
 
 def _apply_to_invoice(invoice: Invoice, amount: int, when: datetime) -> None:
-    if invoice.status not in ("open", "draft"):
-        raise ValidationError("invoice", f"is {invoice.status}; it takes no more payments")
-    paid = db_session().scalar(
+    # Lock the invoice: two payments racing cannot both fit in what is due.
+    session = db_session()
+    session.refresh(invoice, with_for_update=True)
+    if invoice.status != "open":
+        raise ValidationError("invoice", f"is {invoice.status}; it takes no payments")
+    paid = session.scalar(
         select(func.coalesce(func.sum(Payment.amount), 0)).filter_by(
             invoice_id=invoice.id, status="succeeded"
         )
@@ -369,7 +389,7 @@ def _apply_to_invoice(invoice: Invoice, amount: int, when: datetime) -> None:
 
 
 def _same_payment(existing: Payment, fields: dict[str, Any]) -> Payment:
-    for key in ("customer_id", "amount", "currency", "invoice_id"):
+    for key in ("customer_id", "amount", "currency", "invoice_id", "status"):
         if getattr(existing, key) != fields[key]:
             raise ValidationError("idempotency_key", "was already used for a different payment")
     return existing

@@ -50,7 +50,9 @@ def create_business(
     with unit_of_work() as session:
         if public_id and session.scalar(select(Business.id).filter_by(public_id=public_id)):
             raise ValidationError("public_id", f"{public_id!r} is taken")
-        business = Business(invoice_prefix=prefix, invoice_counter=0, **fields)
+        business = Business(
+            invoice_prefix=prefix, invoice_counter_live=0, invoice_counter_test=0, **fields
+        )
         session.add(business)
     return business
 

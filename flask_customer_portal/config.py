@@ -10,6 +10,7 @@ from __future__ import annotations
 import difflib
 from typing import Any
 
+from babel import Locale, UnknownLocaleError
 from flask import Flask, current_app
 
 from .errors import ConfigurationError
@@ -116,6 +117,10 @@ def check(app: Flask) -> None:
         )
     if app.config[PREFIX + "DEFAULT_MODE"] not in MODES:
         raise ConfigurationError(f"{PREFIX}DEFAULT_MODE must be 'test' or 'live'")
+    try:
+        Locale.parse(app.config[PREFIX + "DEFAULT_LOCALE"])
+    except (ValueError, UnknownLocaleError):
+        raise ConfigurationError(f"{PREFIX}DEFAULT_LOCALE is not a known locale") from None
     for name, choices in (
         ("MAIL_BACKEND", ("smtp", "local")),
         ("MAIL_DISPATCH", ("thread", "manual")),

@@ -6,6 +6,7 @@ from typing import Any
 
 import phonenumbers
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
 from . import validation as v
 from .businesses import locale as parse_locale
@@ -36,6 +37,14 @@ def upsert_customer(
     mode = v.choice("mode", mode or config_value("DEFAULT_MODE"), MODES)
     address = v.email("email", email)
     details = _details(name=name, phone=phone, locale=locale)
+    try:
+        return _upsert(business, mode, address, details)
+    except IntegrityError:
+        # Another request created the same customer a moment ago: update that one.
+        return _upsert(business, mode, address, details)
+
+
+def _upsert(business: Business, mode: str, address: str, details: dict[str, Any]) -> Customer:
     with unit_of_work() as session:
         customer = session.scalar(
             select(Customer).filter_by(business_id=business.id, mode=mode, email=address)

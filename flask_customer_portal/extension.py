@@ -44,11 +44,13 @@ class PortalState:
                 sessionmaker(bind=self._engine), scopefunc=_app_context_id
             )
             app.teardown_appcontext(self._remove_session)
-        elif config.config_value("DATABASE_URI", app) is not None:
-            raise ConfigurationError(
-                "CUSTOMER_PORTAL_DATABASE_URI is for the embedded database; "
-                "it cannot be set when the portal shares the app's db"
-            )
+        else:
+            for name in ("DATABASE_URI", "ENGINE_OPTIONS"):
+                if config.config_value(name, app):
+                    raise ConfigurationError(
+                        f"CUSTOMER_PORTAL_{name} is for the embedded database; "
+                        "it cannot be set when the portal shares the app's db"
+                    )
 
     @property
     def engine(self) -> Engine:

@@ -68,7 +68,9 @@ class Business(Base):
             "brand_color IS NULL OR (length(brand_color) = 7 AND substr(brand_color, 1, 1) = '#')",
             name="brand_color",
         ),
-        CheckConstraint("invoice_counter >= 0", name="invoice_counter"),
+        CheckConstraint(
+            "invoice_counter_live >= 0 AND invoice_counter_test >= 0", name="invoice_counters"
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -81,7 +83,10 @@ class Business(Base):
     brand_color: Mapped[str | None] = mapped_column(String(7))
     default_locale: Mapped[str] = mapped_column(String(16), default="en")
     invoice_prefix: Mapped[str] = mapped_column(String(12))
-    invoice_counter: Mapped[int] = mapped_column(Integer, default=0)
+    # The last invoice number used in each mode: test invoices never leave gaps
+    # in the live sequence.
+    invoice_counter_live: Mapped[int] = mapped_column(Integer, default=0)
+    invoice_counter_test: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = _created_at()
 
     def snapshot(self) -> dict[str, Any]:

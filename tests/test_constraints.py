@@ -37,7 +37,8 @@ def business_row(**overrides: Any) -> dict[str, Any]:
         "name": "Acme",
         "default_locale": "en",
         "invoice_prefix": "ACME",
-        "invoice_counter": 0,
+        "invoice_counter_live": 0,
+        "invoice_counter_test": 0,
         "created_at": NOW,
     }
     return row | overrides
@@ -132,7 +133,7 @@ def test_business_constraints(session: Session, ids: dict[str, int]) -> None:
     refused(session, m.Business, **business_row(public_id="acme"))
     refused(session, m.Business, **business_row(name=""))
     refused(session, m.Business, **business_row(brand_color="red"))
-    refused(session, m.Business, **business_row(invoice_counter=-1))
+    refused(session, m.Business, **business_row(invoice_counter_live=-1))
 
 
 def test_customer_email_is_unique_per_business_and_mode_whatever_its_case(

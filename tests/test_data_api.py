@@ -119,7 +119,9 @@ def test_invoices_are_numbered_in_sequence_and_keep_a_snapshot(
 ) -> None:
     first = portal.issue_invoice(customer, [LINE, LINE | {"quantity": 2}], currency="USD", tax=870)
     second = portal.issue_invoice(customer, [LINE], currency="USD")
-    assert (first.number, second.number) == ("ACMECL-000001", "ACMECL-000002")
+    assert (first.number, second.number) == ("ACMECL-TEST-000001", "ACMECL-TEST-000002")
+    live = portal.upsert_customer(business, "ana@example.com", mode="live")
+    assert portal.issue_invoice(live, [LINE], currency="USD").number == "ACMECL-000001"
     assert (first.subtotal, first.tax, first.total) == (8700, 870, 9570)
     assert [line.amount for line in first.lines] == [2900, 5800]
     assert first.status == "open"
@@ -149,7 +151,7 @@ def test_bad_invoice_input_names_the_field_and_uses_no_number(
         portal.issue_invoice(customer, lines, **({"currency": "USD"} | kwargs))
     assert error.value.field == field
     assert count(session, m.Invoice) == 0
-    assert portal.issue_invoice(customer, [LINE], currency="USD").number == "ACMECL-000001"
+    assert portal.issue_invoice(customer, [LINE], currency="USD").number == "ACMECL-TEST-000001"
 
 
 def test_payments_settle_invoices(session: Session, customer: m.Customer) -> None:
@@ -163,7 +165,7 @@ def test_payments_settle_invoices(session: Session, customer: m.Customer) -> Non
     paid_at = datetime(2026, 11, 1, tzinfo=UTC)
     portal.record_payment(customer, invoice=invoice, amount=2000, currency="USD", at=paid_at)
     assert (invoice.status, invoice.paid_at) == ("paid", paid_at)
-    with pytest.raises(ValidationError, match="is paid; it takes no more payments"):
+    with pytest.raises(ValidationError, match="is paid; it takes no payments"):
         portal.record_payment(customer, invoice=invoice, amount=1, currency="USD")
     assert count(session, m.Payment) == 2
 
@@ -240,19 +242,38 @@ def test_a_failed_renewal_puts_the_subscription_on_hold_with_its_dues(
     assert subscription.status == "on_hold"
 
 
+def test_a_failed_renewal_is_recorded_once_per_key(
+    session: Session, subscription: m.Subscription
+) -> None:
+    first = portal.record_failed_renewal(subscription, reason="declined", idempotency_key="r1")
+    again = portal.record_failed_renewal(subscription, reason="declined", idempotency_key="r1")
+    assert first.id == again.id
+    assert count(session, m.Invoice) == 1
+    portal.record_payment(subscription.customer, amount=1, currency="USD", idempotency_key="p1")
+    with pytest.raises(ValidationError, match="idempotency_key"):
+        portal.record_failed_renewal(subscription, reason="declined", idempotency_key="p1")
+
+
 def test_a_failed_renewal_that_breaks_halfway_leaves_nothing(
     session: Session, subscription: m.Subscription
 ) -> None:
-    """D3: the failed payment cannot be written (its key is taken) after the invoice
-    and the status change were; all of it rolls back."""
-    portal.record_payment(subscription.customer, amount=1, currency="USD", idempotency_key="k")
-    with pytest.raises(sa.exc.IntegrityError):
-        portal.record_failed_renewal(subscription, reason="declined", idempotency_key="k")
+    """D3: the database fails while writing the failed payment, after the status
+    change and the invoice were written; all of it rolls back."""
+
+    def fail(*args: object) -> None:
+        raise sa.exc.OperationalError("INSERT", {}, Exception("disk full"))
+
+    sa.event.listen(m.Payment, "before_insert", fail)
+    try:
+        with pytest.raises(sa.exc.OperationalError):
+            portal.record_failed_renewal(subscription, reason="declined")
+    finally:
+        sa.event.remove(m.Payment, "before_insert", fail)
     session.expire_all()
     assert subscription.status == "active"
     assert count(session, m.Invoice) == 0
     business = session.get(m.Business, subscription.customer.business_id)
-    assert business is not None and business.invoice_counter == 0
+    assert business is not None and business.invoice_counter_test == 0
 
 
 def test_a_cancelled_subscription_cannot_fail_a_renewal(

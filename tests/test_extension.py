@@ -56,6 +56,7 @@ def test_a_misspelled_setting_is_refused_with_a_suggestion(tmp_path: Path) -> No
         ("CUSTOMER_PORTAL_URL_PREFIX", "/portal/", "not end with one"),
         ("CUSTOMER_PORTAL_DEFAULT_MODE", "prod", "'test' or 'live'"),
         ("CUSTOMER_PORTAL_ENGINE_OPTIONS", "pool_size=5", "wrong type"),
+        ("CUSTOMER_PORTAL_DEFAULT_LOCALE", "xx_QQ", "not a known locale"),
     ],
 )
 def test_bad_values_are_refused_naming_the_key(

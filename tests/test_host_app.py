@@ -60,7 +60,7 @@ def test_the_portal_lives_beside_the_hosts_tables(empty_database_url: str, tmp_p
 
     with app.app_context():
         assert db.session.scalar(sa.select(Order.reference)) == "A-1"
-        assert db.session.get(m.Invoice, invoice_id).number == "ACMECL-000001"
+        assert db.session.get(m.Invoice, invoice_id).number == "ACMECL-TEST-000001"
         stored = db.session.scalars(sa.select(m.Subscription)).one()
         assert stored.status == "on_hold"
         assert portal.outstanding_dues(stored)[0] == 2900

@@ -28,10 +28,11 @@ def upgrade() -> None:
     sa.Column('brand_color', sa.String(length=7), nullable=True),
     sa.Column('default_locale', sa.String(length=16), nullable=False),
     sa.Column('invoice_prefix', sa.String(length=12), nullable=False),
-    sa.Column('invoice_counter', sa.Integer(), nullable=False),
+    sa.Column('invoice_counter_live', sa.Integer(), nullable=False),
+    sa.Column('invoice_counter_test', sa.Integer(), nullable=False),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.CheckConstraint("brand_color IS NULL OR (length(brand_color) = 7 AND substr(brand_color, 1, 1) = '#')", name=op.f('ck_portal_businesses_brand_color')),
-    sa.CheckConstraint('invoice_counter >= 0', name=op.f('ck_portal_businesses_invoice_counter')),
+    sa.CheckConstraint('invoice_counter_live >= 0 AND invoice_counter_test >= 0', name=op.f('ck_portal_businesses_invoice_counters')),
     sa.CheckConstraint('length(name) > 0', name=op.f('ck_portal_businesses_name')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_portal_businesses')),
     sa.UniqueConstraint('public_id', name=op.f('uq_portal_businesses_public_id'))
