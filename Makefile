@@ -6,7 +6,9 @@ VENV ?= .venv
 PORT ?= 5000
 BIN := $(VENV)/bin
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-FLASK := $(BIN)/flask --app example_app
+# Debug mode marks a development store: links to 127.0.0.1, mail kept on a
+# local page. The interactive debugger stays off.
+FLASK := PORT=$(PORT) $(BIN)/flask --app example_app --debug
 
 .PHONY: demo test lint typecheck docs pytest system-packages clean
 
@@ -14,7 +16,7 @@ demo: $(VENV)/.installed
 	$(FLASK) seed-demo
 	@echo
 	@echo "Acme Cloud runs on http://127.0.0.1:$(PORT)/ (Ctrl+C stops it)."
-	$(FLASK) run --port $(PORT)
+	$(FLASK) run --port $(PORT) --no-debugger
 
 test: system-packages $(VENV)/.installed-dev lint typecheck docs pytest
 

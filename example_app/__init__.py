@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from flask import Flask
+from flask_login import login_required
 
 from flask_customer_portal import CustomerPortal
 
@@ -20,7 +21,9 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
 
     Settings come from ``instance/config.py`` and ``FLASK_*`` environment
     variables (``FLASK_SECRET_KEY``, ``FLASK_STAFF_PASSWORD``,
-    ``FLASK_SQLALCHEMY_DATABASE_URI``), or from ``test_config`` alone.
+    ``FLASK_SQLALCHEMY_DATABASE_URI``), or from ``test_config`` alone. On a
+    laptop, run the commands with ``--debug``: outside debug mode the portal
+    insists on its production settings (``CUSTOMER_PORTAL_EXTERNAL_URL``, ...).
     """
     app = Flask(__name__, instance_relative_config=True)
     app.config.from_mapping(STAFF_EMAIL="staff@example.com")
@@ -33,6 +36,14 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         # Nothing configured: a development store, with secrets everyone knows.
         app.config["SECRET_KEY"] = "acme-development-only"
         app.config.setdefault("STAFF_PASSWORD", "acme-staff-demo")
+    if app.debug or app.testing:
+        # Links point at the local server; without a mail server, sent mail is
+        # kept for the /dev/mail page instead.
+        port = os.environ.get("PORT", "5000")
+        app.config.setdefault("CUSTOMER_PORTAL_EXTERNAL_URL", f"http://127.0.0.1:{port}")
+        if not app.config.get("MAIL_SERVER"):
+            app.config.setdefault("CUSTOMER_PORTAL_MAIL_BACKEND", "local")
+    app.config.setdefault("MAIL_DEFAULT_SENDER", "Acme Cloud <billing@acme.example.com>")
     if "SQLALCHEMY_DATABASE_URI" not in app.config:
         os.makedirs(app.instance_path, exist_ok=True)
         app.config["SQLALCHEMY_DATABASE_URI"] = "sqlite:///" + os.path.join(
@@ -44,8 +55,9 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
 
     db.init_app(app)
     auth.login_manager.init_app(app)
-    # The portal's portal_* tables live in the store's database, beside its own.
-    CustomerPortal(app, db=db)
+    # The portal's portal_* tables live in the store's database, beside its own;
+    # its staff pages (share invite) sit behind the store's own staff login.
+    CustomerPortal(app, db=db, staff_decorator=login_required)
     app.register_blueprint(store.bp)
     app.register_blueprint(staff.bp)
     app.cli.add_command(cli.init_db_command)

@@ -1,30 +1,40 @@
-"""Staff sign-in: Flask-Login, password checks, safe redirects and a minimal CSRF guard.
+"""Staff sign-in: Flask-Login, the sign-in and sign-out forms, password checks, safe redirects.
 
-The store takes no dependency beyond the portal's for CSRF: each session gets a
-random token that every staff form posts back (Flask-WTF's ``CSRFProtect`` does
-the same with more features).
+The forms are Flask-WTF forms, so each post carries the session's CSRF token;
+they protect the store's own pages only and leave the portal's routes alone.
 """
 
 from __future__ import annotations
 
-import hmac
 import re
 import secrets
 from functools import cache
 
-from flask import abort, request, session
 from flask_login import LoginManager
+from flask_wtf import FlaskForm
 from sqlalchemy import select
 from werkzeug.security import check_password_hash, generate_password_hash
+from wtforms import EmailField, PasswordField
+from wtforms.validators import DataRequired
 
 from .models import Staff, db
 
-CSRF_FIELD = "csrf_token"
 _LOCAL_PATH = re.compile(r"/(?![/\\])[^\s\\]*")
 
 login_manager = LoginManager()
 login_manager.login_view = "staff.login"
 login_manager.login_message = "Sign in to see the staff pages."
+
+
+class SignInForm(FlaskForm):
+    """The staff sign-in form."""
+
+    email = EmailField("Email", validators=[DataRequired()])
+    password = PasswordField("Password", validators=[DataRequired()])
+
+
+class SignOutForm(FlaskForm):
+    """Only a CSRF token: signing out is a post that no other site can make."""
 
 
 @login_manager.user_loader
@@ -46,24 +56,6 @@ def authenticate(email: str, password: str) -> Staff | None:
 def local_path(target: str | None) -> str | None:
     """Return ``target`` if it is a path on this site, else ``None`` (no open redirects)."""
     return target if target and _LOCAL_PATH.fullmatch(target) else None
-
-
-def csrf_token() -> str:
-    """Return the session's CSRF token, made on first use, for a form's hidden field."""
-    if CSRF_FIELD not in session:
-        session[CSRF_FIELD] = secrets.token_urlsafe(32)
-    token: str = session[CSRF_FIELD]
-    return token
-
-
-def check_csrf() -> None:
-    """Refuse a form post without the session's CSRF token (a ``before_request`` hook)."""
-    if request.method in ("GET", "HEAD", "OPTIONS"):
-        return
-    expected = session.get(CSRF_FIELD)
-    given = request.form.get(CSRF_FIELD, "")
-    if not expected or not hmac.compare_digest(expected.encode(), given.encode()):
-        abort(400, "The form has expired. Reload the page and try again.")
 
 
 @cache

@@ -10,13 +10,18 @@ from werkzeug.security import check_password_hash, generate_password_hash
 
 
 class Base(DeclarativeBase):
-    """Base class of the store's models (the portal's tables have a base of their own)."""
+    """Base class of the store's models (the portal's tables have a base of their own).
+
+    ``db.Model`` is made from it and shares its metadata, so ``db.create_all()``
+    creates these tables; models subclass ``Base`` because type checkers can
+    follow it and cannot follow ``db.Model``.
+    """
 
 
 db = SQLAlchemy(model_class=Base)
 
 
-class Staff(UserMixin, db.Model):
+class Staff(UserMixin, Base):
     """A member of the store's staff, who signs in with an email and a password."""
 
     __tablename__ = "staff"

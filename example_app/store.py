@@ -6,7 +6,9 @@ from datetime import datetime
 from decimal import Decimal
 
 from babel.numbers import format_currency, get_currency_precision
-from flask import Blueprint, current_app, render_template
+from flask import Blueprint, abort, current_app, render_template
+
+from flask_customer_portal import local_messages
 
 from . import BUSINESS_ID, MODE
 
@@ -17,6 +19,14 @@ bp = Blueprint("store", __name__)
 def home() -> str:
     """Show the store's home page, with where the staff pages and the portal live."""
     return render_template("home.html", portal_login_path=portal_login_path())
+
+
+@bp.get("/dev/mail")
+def dev_mail() -> str:
+    """Show the mail the portal sent, when there is no mail server (development only)."""
+    if not (current_app.debug or current_app.testing):
+        abort(404)
+    return render_template("dev_mail.html", messages=local_messages())
 
 
 def portal_login_path() -> str:

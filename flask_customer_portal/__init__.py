@@ -4,6 +4,14 @@ from __future__ import annotations
 
 from importlib.metadata import version as _version
 
+from .access import (
+    PortalLink,
+    create_api_key,
+    create_portal_session,
+    revoke_api_key,
+    revoke_sessions,
+    start_session,
+)
 from .billing import (
     issue_invoice,
     outstanding_dues,
@@ -17,22 +25,32 @@ from .customers import find_customer, get_customer, upsert_customer
 from .errors import ConfigurationError, CustomerPortalError, InvalidTransition, ValidationError
 from .extension import CustomerPortal
 from .licenses import issue_license_key
+from .mail import local_messages
 from .subscriptions import start_subscription, transition
+from .views import current_customer
 
 __version__ = _version("flask-customer-portal")
 
 __all__ = [
+    "PortalLink",
+    "create_api_key",
+    "create_portal_session",
+    "revoke_api_key",
+    "revoke_sessions",
+    "start_session",
     "ConfigurationError",
     "CustomerPortal",
     "CustomerPortalError",
     "InvalidTransition",
     "ValidationError",
     "create_business",
+    "current_customer",
     "find_customer",
     "get_business",
     "get_customer",
     "issue_invoice",
     "issue_license_key",
+    "local_messages",
     "outstanding_dues",
     "record_failed_renewal",
     "record_payment",

@@ -22,7 +22,15 @@ from . import mail
 from .config import config_value
 from .db import db_session, unit_of_work, utcnow
 from .errors import ValidationError
-from .models import ApiKey, Business, Customer, LoginLink, OutboxMessage, PortalSession
+from .models import (
+    SIGN_IN_PURPOSES,
+    ApiKey,
+    Business,
+    Customer,
+    LoginLink,
+    OutboxMessage,
+    PortalSession,
+)
 
 
 def new_token() -> str:
@@ -125,6 +133,7 @@ def _usable(
 ) -> tuple[ColumnElement[bool], ...]:
     return (
         LoginLink.token_hash == hash_token(token),
+        LoginLink.purpose.in_(SIGN_IN_PURPOSES),
         LoginLink.business_id == business.id,
         LoginLink.mode == mode,
         LoginLink.used_at.is_(None),
@@ -172,12 +181,15 @@ def check_return_url(url: str | None) -> str | None:
     origin = f"{parts.scheme}://{parts.netloc}"
     allowed = {config_value("EXTERNAL_URL"), *config_value("RETURN_URL_ORIGINS")}
     local = parts.hostname in ("localhost", "127.0.0.1", "::1")
-    dev = current_app.debug or current_app.testing
-    if parts.scheme == "https" or (parts.scheme == "http" and local and dev):
-        if origin in allowed or (local and dev):
-            return url
-        raise ValidationError("return_url", f"{origin} is not an allowed origin")
-    raise ValidationError("return_url", "must be an https:// URL")
+    if origin in allowed or (parts.scheme == "http" and local and _in_development()):
+        return url
+    if parts.scheme != "https":
+        raise ValidationError("return_url", "must be an https:// URL")
+    raise ValidationError("return_url", f"{origin} is not an allowed origin")
+
+
+def _in_development() -> bool:
+    return bool(current_app.debug or current_app.testing)
 
 
 # -- Sessions ------------------------------------------------------------------------

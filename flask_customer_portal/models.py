@@ -350,7 +350,9 @@ class LicenseKey(Base):
     created_at: Mapped[datetime] = _created_at()
 
 
-LINK_PURPOSES = ("email_login", "portal_session")
+LINK_PURPOSES = ("email_login", "portal_session", "email_change")
+#: The purposes of links that sign a customer in.
+SIGN_IN_PURPOSES = ("email_login", "portal_session")
 
 
 class LoginLink(Base):

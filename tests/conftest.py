@@ -8,7 +8,9 @@ the session. Both databases are built by the shipped migrations, never by
 
 from __future__ import annotations
 
+import contextvars
 import os
+import re
 import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -17,7 +19,9 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 from flask import Flask
+from flask.testing import FlaskClient
 from sqlalchemy.orm import Session
+from werkzeug.test import TestResponse
 
 import flask_customer_portal as portal
 from flask_customer_portal import CustomerPortal, migrate
@@ -26,6 +30,8 @@ from flask_customer_portal.db import Base
 from .postgres import Cluster, find_bindir
 
 BACKENDS = ("sqlite", "postgresql")
+EXTERNAL_URL = "http://portal.example.com"
+CSRF_INPUT = re.compile(r'name="csrf_token" value="([^"]+)"')
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
 
@@ -35,6 +41,22 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         metafunc.parametrize("backend", ("postgresql",) if only_pg else BACKENDS)
 
 
+class IsolatedClient(FlaskClient):
+    """A test client whose requests run in a context of their own, as on a server.
+
+    pytest-flask keeps an app context pushed during each test, and Flask reuses
+    a pushed app context for requests: ``g``, the CSRF token and the database
+    session would leak from one request to the next. Here they cannot.
+    """
+
+    def open(self, *args: Any, **kwargs: Any) -> TestResponse:
+        context = contextvars.Context()
+        response: TestResponse = context.run(super().open, *args, **kwargs)
+        # Tear the request's contexts down now, in the context they live in.
+        context.run(self._context_stack.close)
+        return response
+
+
 def make_app(database_url: str, instance_path: Path, **config: Any) -> Flask:
     """Return a bare Flask app with the portal on ``database_url``."""
     app = Flask("portal_tests", instance_path=str(instance_path))
@@ -42,8 +64,12 @@ def make_app(database_url: str, instance_path: Path, **config: Any) -> Flask:
         TESTING=True,
         SECRET_KEY="test-secret",
         CUSTOMER_PORTAL_DATABASE_URI=database_url,
-        **config,
+        CUSTOMER_PORTAL_EXTERNAL_URL=EXTERNAL_URL,
+        CUSTOMER_PORTAL_MAIL_DISPATCH="manual",
+        MAIL_DEFAULT_SENDER="billing@acme.example.com",
     )
+    app.config.update(config)
+    app.test_client_class = IsolatedClient
     CustomerPortal(app)
     return app
 
@@ -150,3 +176,26 @@ def subscription(customer: portal.models.Customer) -> portal.models.Subscription
     return portal.start_subscription(
         customer, product="Acme Cloud", plan="Pro", price=2900, currency="USD"
     )
+
+
+def csrf_token(page: str) -> str:
+    """Return the CSRF token of the first form on an HTML page."""
+    match = CSRF_INPUT.search(page)
+    assert match, "no CSRF token on the page"
+    return match.group(1)
+
+
+def open_link(client: FlaskClient, url: str) -> TestResponse:
+    """Open a sign-in link like a person: GET the page, press "Continue" (a POST)."""
+    path = url.removeprefix(EXTERNAL_URL)
+    page = client.get(path)
+    assert page.status_code == 200, page.text
+    return client.post(path, data={"csrf_token": csrf_token(page.text)})
+
+
+@pytest.fixture
+def signed_in(client: FlaskClient, customer: portal.models.Customer) -> portal.models.Customer:
+    """Sign ``customer`` in through a dynamic link; return the customer."""
+    link = portal.create_portal_session(customer)
+    assert open_link(client, link.url).status_code == 303
+    return customer

@@ -137,9 +137,11 @@ def _context() -> dict[str, Any]:
 
 def _error_page(error: HTTPException) -> tuple[str, int]:
     if error.code == 429:
-        limit = current_app.extensions["customer_portal"].limiter.current_limit
-        seconds = max(limit.reset_at - time.time(), 1) if limit else 60
-        minutes = math.ceil(seconds / 60)
+        limiter = current_app.extensions["customer_portal"].limiter
+        breached = [limit.reset_at for limit in limiter.current_limits if limit.breached]
+        # reset_at is a whole second, rounded up: drop that second before rounding.
+        seconds = max(breached, default=0) - time.time() - 1
+        minutes = max(1, math.ceil(seconds / 60))
         body = render_template("customer_portal/rate_limited.html", minutes=minutes)
         return body, 429
     # V3: a generic page for every error, 500 included; Flask logs the traceback.

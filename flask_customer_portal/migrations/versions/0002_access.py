@@ -67,7 +67,7 @@ def upgrade() -> None:
     sa.Column('expires_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('used_at', sa.DateTime(timezone=True), nullable=True),
     sa.CheckConstraint("mode IN ('test', 'live')", name=op.f('ck_portal_login_links_mode')),
-    sa.CheckConstraint("purpose IN ('email_login', 'portal_session')", name=op.f('ck_portal_login_links_purpose')),
+    sa.CheckConstraint("purpose IN ('email_login', 'portal_session', 'email_change')", name=op.f('ck_portal_login_links_purpose')),
     sa.CheckConstraint('expires_at > created_at', name=op.f('ck_portal_login_links_expiry')),
     sa.ForeignKeyConstraint(['business_id'], ['portal_businesses.id'], name=op.f('fk_portal_login_links_business_id_portal_businesses')),
     sa.ForeignKeyConstraint(['customer_id'], ['portal_customers.id'], name=op.f('fk_portal_login_links_customer_id_portal_customers')),

@@ -1,0 +1,69 @@
+"""The store's commands: ``flask --app example_app init-db`` and ``seed-demo``."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import click
+from flask import current_app
+from flask.cli import with_appcontext
+from sqlalchemy import select
+
+from flask_customer_portal import get_business
+from flask_customer_portal.migrate import upgrade
+
+from . import BUSINESS_ID, demo
+from .models import Staff, db
+from .store import portal_login_path
+
+#: Where ``flask --app example_app run --debug`` serves the store.
+DEV_SERVER = "http://127.0.0.1:5000"
+
+
+@click.command("init-db")
+@with_appcontext
+def init_db_command() -> None:
+    """Create the portal's and the store's tables, and the staff account."""
+    init_db()
+    click.echo("Database ready.")
+
+
+@click.command("seed-demo")
+@with_appcontext
+def seed_demo_command() -> None:
+    """Fill the database with the demo business and its customers (once)."""
+    init_db()
+    if get_business(BUSINESS_ID) is not None:
+        click.echo(f"Business {BUSINESS_ID!r} already exists; nothing seeded.")
+    else:
+        count = demo.seed(datetime.now(UTC))
+        click.echo(f"Seeded business {BUSINESS_ID!r} with {count} customers.")
+    site = current_app.config.get("CUSTOMER_PORTAL_EXTERNAL_URL") or DEV_SERVER
+    click.echo(
+        "\nRun the store: flask --app example_app run --debug\n"
+        f"Store:        {site}/\n"
+        f"Staff pages:  {site}/staff/login\n"
+        f"  email:      {current_app.config['STAFF_EMAIL']}\n"
+        f"  password:   {current_app.config.get('STAFF_PASSWORD', '(your STAFF_PASSWORD)')}\n"
+        f"Portal login: {site}{portal_login_path()}\n"
+        "  try ana@example.com (active, a year of invoices, license keys),\n"
+        "  bruno@example.com (on hold, dues to pay), carla@example.com (cancelled)\n"
+        f"Sent mail:    {site}/dev/mail (when no MAIL_SERVER is set)\n"
+        "Dynamic link: flask --app example_app --debug portal invite ana@example.com "
+        "--business acme"
+    )
+
+
+def init_db() -> None:
+    """Bring the portal's tables up to date, create the store's, and the staff account."""
+    upgrade()
+    db.create_all()
+    email = current_app.config["STAFF_EMAIL"].strip().lower()
+    if db.session.scalar(select(Staff).filter_by(email=email)) is None:
+        password = current_app.config.get("STAFF_PASSWORD")
+        if not password:
+            raise click.ClickException("Set STAFF_PASSWORD (FLASK_STAFF_PASSWORD) first.")
+        staff = Staff(email=email)
+        staff.set_password(password)
+        db.session.add(staff)
+        db.session.commit()

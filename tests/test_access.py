@@ -1,0 +1,468 @@
+"""Getting into the portal: links, sessions, and keeping everybody else out."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import sqlalchemy as sa
+import time_machine
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy.orm import Session
+
+import flask_customer_portal as portal
+from flask_customer_portal import access
+from flask_customer_portal import models as m
+
+from .conftest import EXTERNAL_URL, csrf_token, open_link
+
+LOGIN = "/portal/test/login/acme"
+
+
+def path_of(link: portal.PortalLink) -> str:
+    return link.url.removeprefix(EXTERNAL_URL)
+
+
+def test_tokens_are_long_random_and_distinct() -> None:
+    """T1: 10,000 tokens, all different, each carrying 256 bits."""
+    tokens = {access.new_token() for _ in range(10_000)}
+    assert len(tokens) == 10_000
+    assert all(len(token) >= 43 for token in tokens)
+
+
+def test_a_dynamic_link_signs_in_once(
+    app: Flask, client: FlaskClient, customer: m.Customer
+) -> None:
+    """T3, T6, T7: GET and HEAD never use the link; one POST does, then 303 without it."""
+    link = portal.create_portal_session(customer)
+    assert link.url.startswith(f"{EXTERNAL_URL}/portal/test/login/acme/")
+    assert link.expires_at - datetime.now(UTC) > timedelta(hours=23, minutes=59)
+    first = client.get(path_of(link))
+    assert client.get(path_of(link)).status_code == 200
+    assert client.head(path_of(link)).status_code == 200
+    assert "Continue to your account" in first.text
+    assert first.headers["Referrer-Policy"] == "no-referrer"
+    assert first.headers["Cache-Control"] == "no-store"
+
+    opened = client.post(path_of(link), data={"csrf_token": csrf_token(first.text)})
+    assert opened.status_code == 303
+    assert opened.headers["Location"] == "/portal/"
+    assert opened.headers["Referrer-Policy"] == "no-referrer"
+    home = client.get("/portal/")
+    assert home.status_code == 200 and "ana@example.com" in home.text
+
+    reopened = client.get(path_of(link))
+    assert reopened.status_code == 410
+    again = client.post(path_of(link), data={"csrf_token": csrf_token(reopened.text)})
+    assert again.status_code == 410
+    assert "expired or was already used" in again.text
+
+
+def test_used_expired_and_unknown_links_land_on_one_friendly_page(
+    client: FlaskClient, customer: m.Customer
+) -> None:
+    """The page offers a new link by email for that business."""
+    used = portal.create_portal_session(customer)
+    open_link(client, used.url)
+    client.post("/portal/logout", data={"csrf_token": csrf_token(client.get("/portal/").text)})
+    with time_machine.travel(datetime.now(UTC) - timedelta(days=2)):
+        expired_link = portal.create_portal_session(customer)
+    pages = [
+        client.get(path_of(used)),
+        client.get(path_of(expired_link)),
+        client.get(LOGIN + "/not-a-real-token"),
+    ]
+    for page in pages:
+        assert page.status_code == 410
+        assert "expired or was already used" in page.text
+        assert f'action="{LOGIN}"' in page.text
+
+
+@pytest.mark.parametrize("purpose", ["email_login", "portal_session"])
+def test_links_expire_on_the_database_clock(
+    app: Flask, client: FlaskClient, customer: m.Customer, session: Session, purpose: str
+) -> None:
+    """T4: valid at TTL - 1 s, refused at TTL + 1 s."""
+    ttl = timedelta(minutes=30) if purpose == "email_login" else timedelta(hours=24)
+    start = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+    with time_machine.travel(start, tick=False):
+        link = access.new_link(customer, purpose)
+        session.commit()
+    with time_machine.travel(start + ttl - timedelta(seconds=1), tick=False):
+        assert client.get(path_of(link)).status_code == 200
+    with time_machine.travel(start + ttl + timedelta(seconds=1), tick=False):
+        page = client.get(path_of(link))
+        assert page.status_code == 410
+        assert (
+            client.post(path_of(link), data={"csrf_token": csrf_token(page.text)}).status_code
+            == 410
+        )
+    with time_machine.travel(start + ttl - timedelta(seconds=1), tick=False):
+        assert open_link(client, link.url).status_code == 303
+
+
+def test_a_link_is_bound_to_its_business_mode_and_purpose(
+    app: Flask, client: FlaskClient, customer: m.Customer, session: Session
+) -> None:
+    """T5: the same token under another business, another mode or for another purpose
+    opens nothing."""
+    portal.create_business("Other Co", public_id="other")
+    link = portal.create_portal_session(customer)
+    token = link.url.rsplit("/", 1)[1]
+    for path in (f"/portal/test/login/other/{token}", f"/portal/login/acme/{token}"):
+        page = client.get(path)
+        assert page.status_code == 410
+        assert client.post(path, data={"csrf_token": csrf_token(page.text)}).status_code == 410
+    session.execute(sa.update(m.LoginLink).values(purpose="email_change"))
+    session.commit()
+    assert client.get(path_of(link)).status_code == 410
+    session.execute(sa.update(m.LoginLink).values(purpose="portal_session"))
+    session.commit()
+    assert open_link(client, link.url).status_code == 303
+
+
+def test_tokens_are_stored_only_as_hashes_and_never_logged(
+    app: Flask,
+    client: FlaskClient,
+    customer: m.Customer,
+    session: Session,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """T2, T7: neither the database nor the log holds a raw token."""
+    caplog.set_level(logging.DEBUG)
+    link = portal.create_portal_session(customer)
+    token = link.url.rsplit("/", 1)[1]
+    open_link(client, link.url)
+    session_token = client.get_cookie("session")
+    assert session_token is not None
+    for table in m.Base.metadata.sorted_tables:
+        for row in session.execute(sa.select(table)).all():
+            assert token not in repr(tuple(row)), table.name
+    assert token not in caplog.text
+    stored = session.scalars(sa.select(m.LoginLink.token_hash)).one()
+    assert stored == access.hash_token(token)
+
+
+@pytest.mark.postgresql_only
+def test_twenty_concurrent_posts_of_one_link_open_one_session(
+    app: Flask, customer: m.Customer, session: Session
+) -> None:
+    """T3: one conditional UPDATE decides; the other nineteen get the friendly page."""
+    link = portal.create_portal_session(customer)
+    path = path_of(link)
+    clients = [app.test_client() for _ in range(20)]
+    for index, each in enumerate(clients):
+        each.environ_base["REMOTE_ADDR"] = f"10.0.0.{index}"
+    forms = [{"csrf_token": csrf_token(c.get(path).text)} for c in clients]
+    barrier = threading.Barrier(20)
+    codes: list[int] = []
+
+    def post(index: int) -> Callable[[], None]:
+        def run() -> None:
+            barrier.wait()
+            codes.append(clients[index].post(path, data=forms[index]).status_code)
+
+        return run
+
+    threads = [threading.Thread(target=post(i)) for i in range(20)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(codes) == [303] + [410] * 19
+    assert session.scalar(sa.select(sa.func.count()).select_from(m.PortalSession)) == 1
+
+
+def test_sign_in_starts_a_fresh_session(
+    app: Flask, client: FlaskClient, customer: m.Customer
+) -> None:
+    """T10: a value planted in the session before sign-in is gone after it."""
+    with client.session_transaction() as planted:
+        planted["_customer_portal"] = "attacker-chosen"
+        planted["planted"] = "yes"
+    open_link(client, portal.create_portal_session(customer).url)
+    with client.session_transaction() as after:
+        assert "planted" not in after
+        assert after["_customer_portal"] != "attacker-chosen"
+
+
+def test_sign_out_ends_the_session_on_the_server(
+    app: Flask, client: FlaskClient, signed_in: m.Customer
+) -> None:
+    """T11: a copied cookie replayed after sign-out is refused."""
+    copied = client.get_cookie("session")
+    assert copied is not None
+    page = client.get("/portal/")
+    out = client.post("/portal/logout", data={"csrf_token": csrf_token(page.text)})
+    assert out.status_code == 303
+    assert out.headers["Location"] == f"{LOGIN}?signed_out=1"
+    thief = app.test_client()
+    thief.set_cookie("session", copied.value)
+    replay = thief.get("/portal/")
+    assert replay.status_code == 302
+    assert "ana@example.com" not in replay.text
+
+
+def test_the_merchant_can_revoke_every_session(
+    app: Flask, client: FlaskClient, signed_in: m.Customer
+) -> None:
+    """T11: revoke_sessions ends the customer's sessions at once."""
+    assert client.get("/portal/").status_code == 200
+    assert portal.revoke_sessions(signed_in) == 1
+    assert client.get("/portal/").headers["Location"] == f"{LOGIN}?expired=True"
+
+
+def test_sessions_end_after_their_lifetime_and_when_idle(
+    app: Flask, client: FlaskClient, customer: m.Customer
+) -> None:
+    """T12: absolute and idle time-outs, from the server-side record."""
+    start = datetime(2026, 11, 25, 8, 0, tzinfo=UTC)
+    with time_machine.travel(start, tick=False):
+        open_link(client, portal.create_portal_session(customer).url)
+    for hours in range(1, 24):
+        with time_machine.travel(start + timedelta(hours=hours), tick=False):
+            assert client.get("/portal/").status_code == 200
+    with time_machine.travel(start + timedelta(hours=24, seconds=1), tick=False):
+        assert client.get("/portal/").status_code == 302
+
+    with time_machine.travel(start, tick=False):
+        open_link(client, portal.create_portal_session(customer).url)
+    with time_machine.travel(start + timedelta(hours=1, minutes=59), tick=False):
+        assert client.get("/portal/").status_code == 200
+    with time_machine.travel(start + timedelta(hours=3, minutes=58), tick=False):
+        assert client.get("/portal/").status_code == 200
+    with time_machine.travel(start + timedelta(hours=6), tick=False):
+        assert client.get("/portal/").status_code == 302
+
+
+def test_a_recent_sign_in_is_told_apart(app: Flask, customer: m.Customer) -> None:
+    """T12: sensitive actions can ask for a sign-in of the last 15 minutes."""
+    start = datetime(2026, 11, 25, 8, 0, tzinfo=UTC)
+    with time_machine.travel(start, tick=False):
+        token = access.start_session(customer)
+        portal_session = access.load_session(token)
+        assert portal_session is not None and access.is_recent(portal_session)
+    with time_machine.travel(start + timedelta(minutes=16), tick=False):
+        assert not access.is_recent(portal_session)
+
+
+def test_the_static_login_page_and_the_test_mode_banner(
+    client: FlaskClient, business: m.Business
+) -> None:
+    test_page = client.get(LOGIN)
+    assert test_page.status_code == 200
+    assert "Sign in to your Acme Cloud account" in test_page.text
+    assert "Test mode" in test_page.text
+    live_page = client.get("/portal/login/acme")
+    assert live_page.status_code == 200 and "Test mode" not in live_page.text
+    assert client.get("/portal/test/login/nobody").status_code == 404
+
+
+def test_a_return_url_becomes_a_button(
+    app: Flask, client: FlaskClient, customer: m.Customer
+) -> None:
+    link = portal.create_portal_session(customer, return_url=f"{EXTERNAL_URL}/account")
+    open_link(client, link.url)
+    page = client.get("/portal/")
+    assert f'href="{EXTERNAL_URL}/account"' in page.text
+    assert "Return to Acme Cloud" in page.text
+    with pytest.raises(portal.ValidationError, match="return_url"):
+        portal.create_portal_session(customer, return_url="https://evil.example.net/")
+    with pytest.raises(portal.ValidationError, match="return_url"):
+        portal.create_portal_session(customer, return_url="javascript:alert(1)")
+
+
+def test_every_post_route_refuses_a_missing_csrf_token(
+    app: Flask, client: FlaskClient, signed_in: m.Customer
+) -> None:
+    """C1: a walk over every POST route of the portal's pages, without a token: 400."""
+    token = "x" * 43
+    values = {"business_id": "acme", "token": token, "mode": "test"}
+    walked = 0
+    for rule in app.url_map.iter_rules():
+        if "POST" not in rule.methods or rule.endpoint.startswith("customer_portal_api."):
+            continue
+        path = rule.build({k: values.get(k, "x") for k in rule.arguments}, append_unknown=False)
+        assert path is not None
+        response = client.post(path[1], data={"email": "ana@example.com"})
+        assert response.status_code == 400, rule.rule
+        walked += 1
+    assert walked >= 5
+    assert client.get("/portal/").status_code == 200
+
+
+def test_pages_send_security_headers_and_a_hardened_cookie(
+    app: Flask, client: FlaskClient, customer: m.Customer
+) -> None:
+    """C2, C3: HttpOnly, SameSite=Lax cookie; CSP with frame-ancestors 'none'; nosniff."""
+    page = client.get(LOGIN)
+    csp = page.headers["Content-Security-Policy"]
+    assert "frame-ancestors 'none'" in csp and "script-src 'self'" in csp
+    assert page.headers["X-Content-Type-Options"] == "nosniff"
+    opened = open_link(client, portal.create_portal_session(customer).url)
+    cookie = opened.headers["Set-Cookie"]
+    assert "HttpOnly" in cookie and "SameSite=Lax" in cookie
+
+
+def test_the_session_cookie_is_secure_outside_debug(tmp_path) -> None:
+    """C2: in production the cookie only travels over https."""
+    app = Flask("prod", instance_path=str(tmp_path))
+    app.config.update(
+        SECRET_KEY="s",
+        CUSTOMER_PORTAL_EXTERNAL_URL="https://shop.example.com",
+        CUSTOMER_PORTAL_RATELIMIT_STORAGE_URI="redis://127.0.0.1:6379",
+    )
+    portal.CustomerPortal(app)
+    assert app.config["SESSION_COOKIE_SECURE"] is True
+    assert app.config["SESSION_COOKIE_SAMESITE"] == "Lax"
+    app.extensions["customer_portal"].engine.dispose()
+
+
+def test_too_many_login_requests_get_a_clear_page(
+    app_factory: Callable[..., Flask], database_url: str
+) -> None:
+    """T9: per IP and per email on the request, per IP on redemption."""
+    app = app_factory(
+        database_url,
+        CUSTOMER_PORTAL_LOGIN_RATE_LIMIT_IP="3 per minute",
+        CUSTOMER_PORTAL_LOGIN_RATE_LIMIT_EMAIL="2 per hour",
+        CUSTOMER_PORTAL_REDEEM_RATE_LIMIT="4 per minute",
+    )
+    with app.app_context():
+        portal.create_business("Acme Cloud", public_id="acme")
+    client = app.test_client()
+    token = csrf_token(client.get(LOGIN).text)
+
+    def ask(email: str, ip: str) -> int:
+        form = {"csrf_token": token, "email": email}
+        return client.post(LOGIN, data=form, environ_base={"REMOTE_ADDR": ip}).status_code
+
+    assert [ask("a@example.com", "10.0.0.1"), ask("b@example.com", "10.0.0.1")] == [200, 200]
+    assert ask("c@example.com", "10.0.0.1") == 200
+    limited = client.post(
+        LOGIN,
+        data={"csrf_token": token, "email": "d@example.com"},
+        environ_base={"REMOTE_ADDR": "10.0.0.1"},
+    )
+    assert limited.status_code == 429
+    assert "Too many requests, try again in 1 minute" in limited.text
+    assert ask("a@example.com", "10.0.0.2") == 200
+    assert ask("A@example.com ", "10.0.0.3") == 429
+    assert (
+        "try again in 60 minutes"
+        in client.post(
+            LOGIN,
+            data={"csrf_token": token, "email": "a@example.com"},
+            environ_base={"REMOTE_ADDR": "10.0.0.4"},
+        ).text
+    )
+    codes = [client.get(LOGIN + "/guess").status_code for _ in range(5)]
+    assert codes == [410, 410, 410, 410, 429]
+
+
+def test_a_portal_customer_is_not_the_hosts_user_and_the_staff_page_stays_closed(
+    database_url: str, tmp_path
+) -> None:
+    """Z3: the staff page runs behind the host's own decorator; a portal session
+    never opens it, and a staff login is no portal customer."""
+    from flask_login import LoginManager, UserMixin, current_user, login_required, login_user
+
+    class Staff(UserMixin):
+        id = "staff-1"
+
+    app = Flask("store", instance_path=str(tmp_path))
+    app.config.update(
+        TESTING=True,
+        SECRET_KEY="k",
+        CUSTOMER_PORTAL_DATABASE_URI=database_url,
+        CUSTOMER_PORTAL_EXTERNAL_URL=EXTERNAL_URL,
+        CUSTOMER_PORTAL_MAIL_DISPATCH="manual",
+    )
+    manager = LoginManager(app)
+    manager.user_loader(lambda user_id: Staff() if user_id == "staff-1" else None)
+
+    @app.post("/staff-login")
+    def staff_login() -> str:
+        login_user(Staff())
+        return "ok"
+
+    @app.get("/whoami")
+    def whoami() -> str:
+        return str(current_user.get_id())
+
+    portal.CustomerPortal(app, staff_decorator=login_required)
+    try:
+        with app.app_context():
+            acme = portal.create_business("Acme Cloud", public_id="acme")
+            ana = portal.upsert_customer(acme, "ana@example.com")
+            link = portal.create_portal_session(ana)
+            invite = f"/portal/staff/test/acme/customers/{ana.public_id}/invite"
+        customer = app.test_client()
+        open_link(customer, link.url)
+        assert customer.get("/portal/").status_code == 200
+        assert customer.get(invite).status_code == 401
+        assert customer.get("/whoami").text == "None"
+
+        staff = app.test_client()
+        staff.post("/staff-login")
+        page = staff.get(invite)
+        assert page.status_code == 200
+        assert f"{EXTERNAL_URL}/portal/test/login/acme" in page.text
+        generated = staff.post(invite, data={"csrf_token": csrf_token(page.text)})
+        assert "/portal/test/login/acme/" in generated.text
+        assert staff.get("/portal/").status_code == 401
+        assert staff.get("/portal/staff/test/acme/customers/cus_nobody/invite").status_code == 404
+    finally:
+        app.extensions["customer_portal"].engine.dispose()
+
+
+def test_the_host_login_bridge(database_url: str, tmp_path) -> None:
+    """A host whose users are the customers sends them in without a link."""
+    from flask_login import LoginManager, UserMixin, login_user
+
+    class User(UserMixin):
+        def __init__(self, email: str) -> None:
+            self.id = email
+
+    app = Flask("host", instance_path=str(tmp_path))
+    app.config.update(
+        TESTING=True,
+        SECRET_KEY="k",
+        CUSTOMER_PORTAL_DATABASE_URI=database_url,
+        CUSTOMER_PORTAL_EXTERNAL_URL=EXTERNAL_URL,
+        CUSTOMER_PORTAL_MAIL_DISPATCH="manual",
+    )
+    manager = LoginManager(app)
+    manager.user_loader(User)
+
+    @app.post("/login/<email>")
+    def login(email: str) -> str:
+        login_user(User(email))
+        return "ok"
+
+    def customer_of(user: User) -> m.Customer | None:
+        return portal.find_customer(portal.get_business("acme"), user.id, mode="test")
+
+    portal.CustomerPortal(app, host_customer=customer_of)
+    try:
+        with app.app_context():
+            portal.upsert_customer(
+                portal.create_business("Acme", public_id="acme"), "ana@example.com"
+            )
+        client = app.test_client()
+        assert client.get("/portal/from-host").status_code == 401
+        client.post("/login/ana@example.com")
+        page = client.get("/portal/from-host")
+        assert "Continue to your account" in page.text
+        entered = client.post("/portal/from-host", data={"csrf_token": csrf_token(page.text)})
+        assert entered.status_code == 303
+        assert "ana@example.com" in client.get("/portal/").text
+        stranger = app.test_client()
+        stranger.post("/login/zoe@example.com")
+        assert stranger.get("/portal/from-host").status_code == 404
+    finally:
+        app.extensions["customer_portal"].engine.dispose()

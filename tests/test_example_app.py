@@ -1,0 +1,247 @@
+"""The example store: its demo data and its staff pages, as a newcomer would find them."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient, FlaskCliRunner
+from sqlalchemy import func, select
+
+from example_app import create_app
+from example_app.models import db
+from flask_customer_portal import get_business
+from flask_customer_portal.models import Customer, Invoice, LicenseKey, Subscription
+
+PASSWORD = "correct horse battery staple"
+
+
+def make_app(database: Path) -> Flask:
+    return create_app(
+        {
+            "TESTING": True,
+            "SECRET_KEY": "test",
+            "SQLALCHEMY_DATABASE_URI": f"sqlite:///{database}",
+            "STAFF_PASSWORD": PASSWORD,
+        }
+    )
+
+
+@pytest.fixture
+def app(tmp_path: Path) -> Iterator[Flask]:
+    app = make_app(tmp_path / "acme.sqlite3")
+    yield app
+    with app.app_context():
+        db.engine.dispose()
+
+
+@pytest.fixture
+def runner(app: Flask) -> FlaskCliRunner:
+    return app.test_cli_runner()
+
+
+@pytest.fixture(scope="module")
+def seeded_database(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Seed once per module (a few seconds); each test gets a copy of the result."""
+    database = tmp_path_factory.mktemp("seeded") / "acme.sqlite3"
+    app = make_app(database)
+    result = app.test_cli_runner().invoke(args=["seed-demo"])
+    assert result.exit_code == 0, result.output
+    assert "Seeded business 'acme' with 303 customers." in result.output
+    with app.app_context():
+        db.engine.dispose()
+    return database
+
+
+@pytest.fixture
+def seeded(app: Flask, tmp_path: Path, seeded_database: Path) -> Flask:
+    shutil.copyfile(seeded_database, tmp_path / "acme.sqlite3")
+    return app
+
+
+@pytest.fixture
+def client(seeded: Flask) -> FlaskClient:
+    return seeded.test_client()
+
+
+def customer(email: str) -> Customer:
+    found = db.session.scalar(select(Customer).filter_by(email=email))
+    assert found is not None
+    return found
+
+
+def subscription_of(email: str) -> Subscription:
+    return db.session.scalars(select(Subscription).filter_by(customer_id=customer(email).id)).one()
+
+
+def invoices_of(email: str) -> list[Invoice]:
+    query = select(Invoice).filter_by(customer_id=customer(email).id).order_by(Invoice.issued_at)
+    return list(db.session.scalars(query))
+
+
+def invoice_statuses(email: str) -> list[str]:
+    return [invoice.status for invoice in invoices_of(email)]
+
+
+def form_token(client: FlaskClient, path: str) -> str:
+    """Return the CSRF token of the form on the page at ``path``."""
+    page = client.get(path).get_data(as_text=True)
+    match = re.search(r'name="csrf_token"[^>]* value="([^"]+)"', page)
+    assert match is not None, page
+    return match[1]
+
+
+def sign_in(client: FlaskClient, password: str = PASSWORD, **query: str) -> tuple[int, str]:
+    response = client.post(
+        "/staff/login",
+        query_string=query,
+        data={
+            "csrf_token": form_token(client, "/staff/login"),
+            "email": "staff@example.com",
+            "password": password,
+        },
+    )
+    return response.status_code, response.headers.get("Location", "")
+
+
+def sign_out(client: FlaskClient) -> int:
+    token = form_token(client, "/staff/")
+    return client.post("/staff/logout", data={"csrf_token": token}).status_code
+
+
+def test_ana_has_a_year_of_paid_invoices_and_license_keys(seeded: Flask) -> None:
+    with seeded.app_context():
+        assert invoice_statuses("ana@example.com") == ["paid"] * 12
+        invoices = invoices_of("ana@example.com")
+        assert len({f"{invoice.issued_at:%Y-%m}" for invoice in invoices}) == 12
+        assert all(invoice.paid_at and invoice.paid_at < datetime.now(UTC) for invoice in invoices)
+        assert subscription_of("ana@example.com").status == "active"
+        keys = db.session.scalar(
+            select(func.count())
+            .select_from(LicenseKey)
+            .filter_by(customer_id=customer("ana@example.com").id)
+        )
+        assert keys == 2
+
+
+def test_bruno_is_on_hold_with_two_open_invoices(seeded: Flask) -> None:
+    with seeded.app_context():
+        assert subscription_of("bruno@example.com").status == "on_hold"
+        assert invoice_statuses("bruno@example.com").count("open") == 2
+
+
+def test_carla_cancelled_after_paying(seeded: Flask) -> None:
+    with seeded.app_context():
+        subscription = subscription_of("carla@example.com")
+        assert subscription.status == "cancelled"
+        assert subscription.ended_at is not None
+        assert set(invoice_statuses("carla@example.com")) == {"paid"}
+
+
+def test_names_in_many_scripts(seeded: Flask) -> None:
+    with seeded.app_context():
+        names = set(db.session.scalars(select(Customer.name)))
+    assert {"João Conceição", "Zoë", "Анна", "Ελένη"} <= names
+    for script in ("[à-ÿ]", "[а-я]", "[α-ω]", "[\u4e00-\u9fff]", "[\u0600-\u06ff]"):
+        assert any(re.search(script, name) for name in names - {"João Conceição", "Zoë"})
+
+
+def test_seeding_twice_changes_nothing(seeded: Flask, runner: FlaskCliRunner) -> None:
+    def counts() -> tuple[int | None, ...]:
+        with seeded.app_context():
+            return tuple(
+                db.session.scalar(select(func.count()).select_from(model))
+                for model in (Customer, Subscription, Invoice, LicenseKey)
+            )
+
+    before = counts()
+    result = runner.invoke(args=["seed-demo"])
+    assert result.exit_code == 0
+    assert "already exists" in result.output
+    assert "staff@example.com" in result.output
+    assert counts() == before
+
+
+def test_init_db_alone_makes_an_empty_store(app: Flask, runner: FlaskCliRunner) -> None:
+    assert runner.invoke(args=["init-db"]).exit_code == 0
+    with app.app_context():
+        assert get_business("acme") is None
+    client = app.test_client()
+    assert sign_in(client)[0] == 302
+    assert "seed-demo" in client.get("/staff/").get_data(as_text=True)
+
+
+def test_home_page_shows_where_the_portal_lives(client: FlaskClient) -> None:
+    page = client.get("/").get_data(as_text=True)
+    assert "Acme Cloud — the store" in page
+    assert "/portal/test/login/acme" in page
+    assert 'href="/staff/login"' in page
+
+
+@pytest.mark.parametrize("path", ["/staff/", "/staff/customers/cus_whatever"])
+def test_staff_pages_need_a_sign_in(client: FlaskClient, path: str) -> None:
+    response = client.get(path)
+    assert response.status_code == 302
+    assert response.headers["Location"].startswith("/staff/login?next=")
+
+
+def test_wrong_password_is_refused(client: FlaskClient) -> None:
+    status, _ = sign_in(client, password="guess")
+    assert status == 401
+    assert client.get("/staff/").status_code == 302
+
+
+def test_sign_in_without_the_form_token_is_refused(client: FlaskClient) -> None:
+    response = client.post(
+        "/staff/login", data={"email": "staff@example.com", "password": PASSWORD}
+    )
+    assert response.status_code == 400
+    assert client.get("/staff/").status_code == 302
+
+
+def test_sign_in_opens_the_customer_list(client: FlaskClient) -> None:
+    assert sign_in(client) == (302, "/staff/")
+    page = client.get("/staff/").get_data(as_text=True)
+    assert "303 customers" in page
+    assert page.count('href="/staff/customers/cus_') == 50
+    assert "Page 1 of 7" in page
+
+
+def test_sign_in_goes_back_to_the_page_asked_for_but_never_off_site(
+    client: FlaskClient,
+) -> None:
+    assert sign_in(client, next="/staff/?q=ana") == (302, "/staff/?q=ana")
+    assert sign_out(client) == 302
+    assert sign_in(client, next="//evil.example/") == (302, "/staff/")
+
+
+def test_search_by_email(client: FlaskClient) -> None:
+    sign_in(client)
+    page = client.get("/staff/", query_string={"q": "BRUNO@"}).get_data(as_text=True)
+    assert "1 customer with" in page
+    assert page.count('href="/staff/customers/cus_') == 1
+    assert "bruno@example.com</a>" in page
+
+
+def test_customer_page_shows_their_records(seeded: Flask, client: FlaskClient) -> None:
+    with seeded.app_context():
+        public_id = customer("ana@example.com").public_id
+    sign_in(client)
+    page = client.get(f"/staff/customers/{public_id}").get_data(as_text=True)
+    assert "ana@example.com" in page
+    assert "Ana Souza" in page
+    assert page.count("$29.00") == 13  # the plan's price, and twelve invoices
+    assert client.get("/staff/customers/cus_unknown").status_code == 404
+
+
+def test_sign_out_needs_the_form_token_and_ends_the_staff_session(client: FlaskClient) -> None:
+    sign_in(client)
+    assert client.post("/staff/logout").status_code == 400
+    assert client.get("/staff/").status_code == 200
+    assert sign_out(client) == 302
+    assert client.get("/staff/").status_code == 302
