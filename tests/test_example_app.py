@@ -15,21 +15,28 @@ from sqlalchemy import func, select
 
 from example_app import create_app
 from example_app.models import db
-from flask_customer_portal import get_business
+from flask_customer_portal import get_business, local_messages
+from flask_customer_portal.mail import send_due
 from flask_customer_portal.models import Customer, Invoice, LicenseKey, Subscription
 
+from .conftest import IsolatedClient, csrf_token
+
 PASSWORD = "correct horse battery staple"
+SITE = "http://127.0.0.1:5000"
 
 
 def make_app(database: Path) -> Flask:
-    return create_app(
+    app = create_app(
         {
             "TESTING": True,
             "SECRET_KEY": "test",
             "SQLALCHEMY_DATABASE_URI": f"sqlite:///{database}",
             "STAFF_PASSWORD": PASSWORD,
+            "CUSTOMER_PORTAL_MAIL_DISPATCH": "manual",
         }
     )
+    app.test_client_class = IsolatedClient
+    return app
 
 
 @pytest.fixture
@@ -245,3 +252,66 @@ def test_sign_out_needs_the_form_token_and_ends_the_staff_session(client: FlaskC
     assert client.get("/staff/").status_code == 200
     assert sign_out(client) == 302
     assert client.get("/staff/").status_code == 302
+
+
+def open_portal_link(client: FlaskClient, url: str) -> int:
+    path = url.removeprefix(SITE)
+    return client.post(path, data={"csrf_token": csrf_token(client.get(path).text)}).status_code
+
+
+def test_the_static_link_mails_a_link_that_opens_the_portal(
+    seeded: Flask, client: FlaskClient
+) -> None:
+    """The demo's first journey: type the email, read the mail locally, open the link."""
+    login = "/portal/test/login/acme"
+    token = csrf_token(client.get(login).text)
+    sent = client.post(login, data={"csrf_token": token, "email": " Ana@Example.com "})
+    assert "a link is on its way" in sent.text
+    with seeded.app_context():
+        assert send_due() == (1, 0)
+        assert local_messages()[0]["recipient"] == "ana@example.com"
+    page = client.get("/dev/mail").text
+    link = re.search(rf"{SITE}{login}/[\w-]+", page)
+    assert link is not None
+    assert open_portal_link(client, link[0]) == 303
+    assert "ana@example.com" in client.get("/portal/").text
+    assert open_portal_link(client, link[0]) == 410
+
+
+def test_share_invite_gives_both_links(seeded: Flask, client: FlaskClient) -> None:
+    """Customers → customer → "Share invite": the static link, and a dynamic link that works."""
+    with seeded.app_context():
+        public_id = customer("bruno@example.com").public_id
+    sign_in(client)
+    page = client.get(f"/staff/customers/{public_id}").text
+    invite = re.search(r'href="(/portal/staff/test/acme/customers/cus_\w+/invite)"', page)
+    assert invite is not None
+    invite_page = client.get(invite[1]).text
+    assert f"{SITE}/portal/test/login/acme" in invite_page
+    generated = client.post(invite[1], data={"csrf_token": csrf_token(invite_page)}).text
+    dynamic = re.search(rf"{SITE}/portal/test/login/acme/[\w-]+", generated)
+    assert dynamic is not None
+    visitor = seeded.test_client()
+    assert open_portal_link(visitor, dynamic[0]) == 303
+    assert "bruno@example.com" in visitor.get("/portal/").text
+
+
+def test_a_portal_customer_is_no_staff_and_staff_are_no_customers(
+    seeded: Flask, client: FlaskClient
+) -> None:
+    """Z3: each login opens only its own side of the store."""
+    with seeded.app_context():
+        from flask_customer_portal import create_portal_session
+
+        link = create_portal_session(customer("ana@example.com")).url
+        public_id = customer("ana@example.com").public_id
+    assert open_portal_link(client, link) == 303
+    assert client.get("/staff/").status_code == 302
+    assert client.get(f"/staff/customers/{public_id}").status_code == 302
+    invite = f"/portal/staff/test/acme/customers/{public_id}/invite"
+    assert client.get(invite).status_code == 302
+
+    staff = seeded.test_client()
+    sign_in(staff)
+    assert staff.get("/staff/").status_code == 200
+    assert staff.get("/portal/").status_code == 401
