@@ -57,8 +57,16 @@ class IsolatedClient(FlaskClient):
         return response
 
 
-def make_app(database_url: str, instance_path: Path, **config: Any) -> Flask:
-    """Return a bare Flask app with the portal on ``database_url``."""
+def make_app(
+    database_url: str,
+    instance_path: Path,
+    portal_options: dict[str, Any] | None = None,
+    **config: Any,
+) -> Flask:
+    """Return a bare Flask app with the portal on ``database_url``.
+
+    ``portal_options`` are keyword arguments of :class:`CustomerPortal`.
+    """
     app = Flask("portal_tests", instance_path=str(instance_path))
     app.config.update(
         TESTING=True,
@@ -70,7 +78,7 @@ def make_app(database_url: str, instance_path: Path, **config: Any) -> Flask:
     )
     app.config.update(config)
     app.test_client_class = IsolatedClient
-    CustomerPortal(app)
+    CustomerPortal(app, **(portal_options or {}))
     return app
 
 

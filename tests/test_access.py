@@ -365,7 +365,7 @@ def test_too_many_login_requests_get_a_clear_page(
 
 
 def test_a_portal_customer_is_not_the_hosts_user_and_the_staff_page_stays_closed(
-    database_url: str, tmp_path
+    app_factory: Callable[..., Flask], database_url: str
 ) -> None:
     """Z3: the staff page runs behind the host's own decorator; a portal session
     never opens it, and a staff login is no portal customer."""
@@ -374,53 +374,35 @@ def test_a_portal_customer_is_not_the_hosts_user_and_the_staff_page_stays_closed
     class Staff(UserMixin):
         id = "staff-1"
 
-    app = Flask("store", instance_path=str(tmp_path))
-    app.config.update(
-        TESTING=True,
-        SECRET_KEY="k",
-        CUSTOMER_PORTAL_DATABASE_URI=database_url,
-        CUSTOMER_PORTAL_EXTERNAL_URL=EXTERNAL_URL,
-        CUSTOMER_PORTAL_MAIL_DISPATCH="manual",
+    app = app_factory(database_url, portal_options={"staff_decorator": login_required})
+    LoginManager(app).user_loader(lambda user_id: Staff() if user_id == "staff-1" else None)
+    app.add_url_rule(
+        "/staff-login", "staff_login", lambda: login_user(Staff()) and "ok", methods=["POST"]
     )
-    manager = LoginManager(app)
-    manager.user_loader(lambda user_id: Staff() if user_id == "staff-1" else None)
+    app.add_url_rule("/whoami", "whoami", lambda: str(current_user.get_id()))
+    with app.app_context():
+        acme = portal.create_business("Acme Cloud", public_id="acme")
+        ana = portal.upsert_customer(acme, "ana@example.com")
+        link = portal.create_portal_session(ana)
+        invite = f"/portal/staff/test/acme/customers/{ana.public_id}/invite"
+    customer = app.test_client()
+    open_link(customer, link.url)
+    assert customer.get("/portal/").status_code == 200
+    assert customer.get(invite).status_code == 401
+    assert customer.get("/whoami").text == "None"
 
-    @app.post("/staff-login")
-    def staff_login() -> str:
-        login_user(Staff())
-        return "ok"
-
-    @app.get("/whoami")
-    def whoami() -> str:
-        return str(current_user.get_id())
-
-    portal.CustomerPortal(app, staff_decorator=login_required)
-    try:
-        with app.app_context():
-            acme = portal.create_business("Acme Cloud", public_id="acme")
-            ana = portal.upsert_customer(acme, "ana@example.com")
-            link = portal.create_portal_session(ana)
-            invite = f"/portal/staff/test/acme/customers/{ana.public_id}/invite"
-        customer = app.test_client()
-        open_link(customer, link.url)
-        assert customer.get("/portal/").status_code == 200
-        assert customer.get(invite).status_code == 401
-        assert customer.get("/whoami").text == "None"
-
-        staff = app.test_client()
-        staff.post("/staff-login")
-        page = staff.get(invite)
-        assert page.status_code == 200
-        assert f"{EXTERNAL_URL}/portal/test/login/acme" in page.text
-        generated = staff.post(invite, data={"csrf_token": csrf_token(page.text)})
-        assert "/portal/test/login/acme/" in generated.text
-        assert staff.get("/portal/").status_code == 401
-        assert staff.get("/portal/staff/test/acme/customers/cus_nobody/invite").status_code == 404
-    finally:
-        app.extensions["customer_portal"].engine.dispose()
+    staff = app.test_client()
+    staff.post("/staff-login")
+    page = staff.get(invite)
+    assert page.status_code == 200
+    assert f"{EXTERNAL_URL}/portal/test/login/acme" in page.text
+    generated = staff.post(invite, data={"csrf_token": csrf_token(page.text)})
+    assert "/portal/test/login/acme/" in generated.text
+    assert staff.get("/portal/").status_code == 401
+    assert staff.get("/portal/staff/test/acme/customers/cus_nobody/invite").status_code == 404
 
 
-def test_the_host_login_bridge(database_url: str, tmp_path) -> None:
+def test_the_host_login_bridge(app_factory: Callable[..., Flask], database_url: str) -> None:
     """A host whose users are the customers sends them in without a link."""
     from flask_login import LoginManager, UserMixin, login_user
 
@@ -428,41 +410,24 @@ def test_the_host_login_bridge(database_url: str, tmp_path) -> None:
         def __init__(self, email: str) -> None:
             self.id = email
 
-    app = Flask("host", instance_path=str(tmp_path))
-    app.config.update(
-        TESTING=True,
-        SECRET_KEY="k",
-        CUSTOMER_PORTAL_DATABASE_URI=database_url,
-        CUSTOMER_PORTAL_EXTERNAL_URL=EXTERNAL_URL,
-        CUSTOMER_PORTAL_MAIL_DISPATCH="manual",
-    )
-    manager = LoginManager(app)
-    manager.user_loader(User)
-
-    @app.post("/login/<email>")
-    def login(email: str) -> str:
-        login_user(User(email))
-        return "ok"
-
     def customer_of(user: User) -> m.Customer | None:
         return portal.find_customer(portal.get_business("acme"), user.id, mode="test")
 
-    portal.CustomerPortal(app, host_customer=customer_of)
-    try:
-        with app.app_context():
-            portal.upsert_customer(
-                portal.create_business("Acme", public_id="acme"), "ana@example.com"
-            )
-        client = app.test_client()
-        assert client.get("/portal/from-host").status_code == 401
-        client.post("/login/ana@example.com")
-        page = client.get("/portal/from-host")
-        assert "Continue to your account" in page.text
-        entered = client.post("/portal/from-host", data={"csrf_token": csrf_token(page.text)})
-        assert entered.status_code == 303
-        assert "ana@example.com" in client.get("/portal/").text
-        stranger = app.test_client()
-        stranger.post("/login/zoe@example.com")
-        assert stranger.get("/portal/from-host").status_code == 404
-    finally:
-        app.extensions["customer_portal"].engine.dispose()
+    app = app_factory(database_url, portal_options={"host_customer": customer_of})
+    LoginManager(app).user_loader(User)
+    app.add_url_rule(
+        "/login/<email>", "login", lambda email: login_user(User(email)) and "ok", methods=["POST"]
+    )
+    with app.app_context():
+        portal.upsert_customer(portal.create_business("Acme", public_id="acme"), "ana@example.com")
+    client = app.test_client()
+    assert client.get("/portal/from-host").status_code == 401
+    client.post("/login/ana@example.com")
+    page = client.get("/portal/from-host")
+    assert "Continue to your account" in page.text
+    entered = client.post("/portal/from-host", data={"csrf_token": csrf_token(page.text)})
+    assert entered.status_code == 303
+    assert "ana@example.com" in client.get("/portal/").text
+    stranger = app.test_client()
+    stranger.post("/login/zoe@example.com")
+    assert stranger.get("/portal/from-host").status_code == 404

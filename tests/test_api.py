@@ -1,0 +1,582 @@
+"""The HTTP API for merchants' backends: creating portal sessions over HTTP."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import pytest
+import sqlalchemy as sa
+from flask import Flask
+from flask.testing import FlaskClient
+from flask_wtf.csrf import CSRFProtect
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sqlalchemy.orm import Session
+from werkzeug.http import HTTP_STATUS_CODES
+from werkzeug.test import TestResponse
+
+import flask_customer_portal as portal
+from flask_customer_portal import CustomerPortal
+from flask_customer_portal import models as m
+
+from .conftest import EXTERNAL_URL, csrf_token
+
+API = "/portal/api/v1"
+
+
+def session_path(customer_id: str) -> str:
+    return f"{API}/customers/{customer_id}/customer-portal/session"
+
+
+def create_session(
+    client: FlaskClient, customer_id: str, key: str | None, **kwargs: Any
+) -> TestResponse:
+    """POST to the session route with ``key`` as the bearer key (none when ``None``)."""
+    headers = kwargs.pop("headers", {})
+    if key is not None:
+        headers["Authorization"] = f"Bearer {key}"
+    return client.post(session_path(customer_id), headers=headers, **kwargs)
+
+
+def assert_error(response: TestResponse, code: int) -> dict[str, Any]:
+    """Check the one JSON error shape of the API and return the body."""
+    assert response.status_code == code, response.text
+    assert response.mimetype == "application/json"
+    body: dict[str, Any] = response.get_json()
+    assert set(body) == {"code", "status", "message", "errors"}
+    assert body["code"] == code
+    assert body["status"] == HTTP_STATUS_CODES[code]
+    assert isinstance(body["message"], str) and body["message"]
+    assert isinstance(body["errors"], dict)
+    for messages in body["errors"].values():
+        assert isinstance(messages, list) and all(isinstance(text, str) for text in messages)
+    assert "<" not in response.text  # no HTML error page, no traceback
+    return body
+
+
+@pytest.fixture
+def api_key(business: m.Business) -> str:
+    """A test-mode API key of the customer's business."""
+    raw, _ = portal.create_api_key(business, "test", name="backend")
+    return raw
+
+
+@pytest.fixture
+def other_business() -> m.Business:
+    return portal.create_business("Globex", public_id="globex")
+
+
+def test_a_session_is_a_link_at_the_external_url_for_24_hours(
+    client: FlaskClient, customer: m.Customer, api_key: str
+) -> None:
+    """T13, T4: 200 with a link built from EXTERNAL_URL, expiring 24 h from now."""
+    response = create_session(client, customer.public_id, api_key)
+    assert response.status_code == 200
+    assert response.mimetype == "application/json"
+    assert response.headers["Cache-Control"] == "no-store"
+    body = response.get_json()
+    assert set(body) == {"link", "expires_at"}
+    assert body["link"].startswith(f"{EXTERNAL_URL}/portal/test/login/acme/")
+    assert body["expires_at"].endswith(("Z", "+00:00"))
+    expires_at = datetime.fromisoformat(body["expires_at"])
+    assert expires_at.utcoffset() == timedelta(0)
+    assert abs(expires_at - (datetime.now(UTC) + timedelta(hours=24))) < timedelta(minutes=1)
+
+
+def test_the_link_opens_the_portal_once(
+    client: FlaskClient, customer: m.Customer, api_key: str
+) -> None:
+    """T3, T6: the link shows "Continue"; one POST signs in (303 to /portal/), the next is 410."""
+    link = create_session(client, customer.public_id, api_key).get_json()["link"]
+    path = link.removeprefix(EXTERNAL_URL)
+
+    page = client.get(path)
+    assert page.status_code == 200
+    assert "Continue to your account" in page.text
+    opened = client.post(path, data={"csrf_token": csrf_token(page.text)})
+    assert opened.status_code == 303
+    assert opened.headers["Location"] == "/portal/"
+    assert "ana@example.com" in client.get("/portal/").text
+
+    again = client.post(path, data={"csrf_token": csrf_token(client.get(path).text)})
+    assert again.status_code == 410
+
+
+def test_missing_malformed_wrong_and_revoked_keys_get_the_same_401(
+    client: FlaskClient, customer: m.Customer, business: m.Business
+) -> None:
+    """T13: one status, body and headers whatever is wrong with the key."""
+    revoked, key_row = portal.create_api_key(business, "test")
+    assert portal.revoke_api_key(key_row.public_id)
+    cases: dict[str, dict[str, str]] = {
+        "missing": {},
+        "empty bearer": {"Authorization": "Bearer "},
+        "other scheme": {"Authorization": "Basic YWNtZTpzZWNyZXQ="},
+        "no scheme": {"Authorization": revoked},
+        "wrong": {"Authorization": "Bearer cp_test_" + "x" * 43},
+        "revoked": {"Authorization": f"Bearer {revoked}"},
+    }
+    answers = {}
+    for case, headers in cases.items():
+        response = client.post(session_path(customer.public_id), headers=headers)
+        assert_error(response, 401)
+        assert response.headers["WWW-Authenticate"] == "Bearer"
+        answers[case] = (
+            response.status_code,
+            response.data,
+            sorted((k, v) for k, v in response.headers.items() if k != "Date"),
+        )
+    assert len(set(map(repr, answers.values()))) == 1, answers
+
+
+def test_the_key_is_read_from_the_authorization_header_only(
+    client: FlaskClient, customer: m.Customer, api_key: str
+) -> None:
+    """T13: a key in the query string, the body or a cookie opens nothing."""
+    missing = create_session(client, customer.public_id, None)
+    for name in ("api_key", "key", "access_token"):
+        in_query = client.post(f"{session_path(customer.public_id)}?{name}={api_key}")
+        in_body = client.post(session_path(customer.public_id), json={name: api_key})
+        for response in (in_query, in_body):
+            assert_error(response, 401)
+            assert response.data == missing.data
+    client.set_cookie("api_key", api_key)
+    assert create_session(client, customer.public_id, None).data == missing.data
+
+
+def test_a_key_reaches_only_its_own_business_and_mode(
+    client: FlaskClient,
+    business: m.Business,
+    other_business: m.Business,
+    customer: m.Customer,
+    api_key: str,
+) -> None:
+    """T13, Z1: another business's customer, or the other mode's, is 404 like no customer."""
+    live_ana = portal.upsert_customer(business, "ana@example.com", mode="live")
+    globex_ana = portal.upsert_customer(other_business, "ana@example.com")
+    live_key, _ = portal.create_api_key(business, "live")
+    globex_key, _ = portal.create_api_key(other_business, "test")
+
+    unknown = assert_error(create_session(client, "cus_" + "0" * 20, api_key), 404)
+    assert "cus_" + "0" * 20 in unknown["message"]
+    for customer_id, key in (
+        (globex_ana.public_id, api_key),
+        (live_ana.public_id, api_key),
+        (customer.public_id, live_key),
+        (customer.public_id, globex_key),
+    ):
+        assert_error(create_session(client, customer_id, key), 404)
+
+    live_link = create_session(client, live_ana.public_id, live_key).get_json()["link"]
+    assert live_link.startswith(f"{EXTERNAL_URL}/portal/login/acme/")
+    globex_link = create_session(client, globex_ana.public_id, globex_key).get_json()["link"]
+    assert globex_link.startswith(f"{EXTERNAL_URL}/portal/test/login/globex/")
+
+
+def test_a_spoofed_host_does_not_change_the_link(
+    client: FlaskClient, customer: m.Customer, api_key: str
+) -> None:
+    """T13: links come from CUSTOMER_PORTAL_EXTERNAL_URL, never from the request's Host."""
+    response = create_session(
+        client,
+        customer.public_id,
+        api_key,
+        base_url="http://evil.example",
+        headers={"Host": "evil.example", "X-Forwarded-Host": "evil.example"},
+    )
+    assert response.status_code == 200
+    link = response.get_json()["link"]
+    assert link.startswith(f"{EXTERNAL_URL}/portal/test/login/acme/")
+    assert "evil" not in link
+
+
+def test_send_email_queues_the_portal_link_mail(
+    client: FlaskClient, customer: m.Customer, api_key: str, session: Session
+) -> None:
+    """M1: send_email (JSON true, or "true"/"1" in the query) queues one portal_link mail."""
+
+    def queued() -> list[tuple[str, str]]:
+        rows = session.execute(sa.select(m.OutboxMessage.kind, m.OutboxMessage.recipient))
+        return [tuple(row) for row in rows]
+
+    assert create_session(client, customer.public_id, api_key).status_code == 200
+    assert create_session(client, customer.public_id, api_key, json={"send_email": False})
+    assert queued() == []
+
+    response = create_session(client, customer.public_id, api_key, json={"send_email": True})
+    assert response.status_code == 200
+    assert queued() == [("portal_link", "ana@example.com")]
+    for flag in ("true", "1"):
+        query = create_session(client, f"{customer.public_id}?send_email={flag}", api_key)
+        assert query.status_code == 200
+    assert len(queued()) == 3
+    # The JSON body wins over the query string.
+    body_wins = create_session(
+        client, f"{customer.public_id}?send_email=true", api_key, json={"send_email": False}
+    )
+    assert body_wins.status_code == 200 and len(queued()) == 3
+
+
+def test_a_return_url_must_point_to_an_allowed_origin(
+    client: FlaskClient, customer: m.Customer, api_key: str
+) -> None:
+    """V1: return_url only to EXTERNAL_URL's origin or RETURN_URL_ORIGINS; else 400 naming it."""
+    for bad in (
+        "http://evil.example",
+        "https://evil.example/account",
+        "javascript:alert(1)",
+        "//evil.example",
+        "https://[",
+        f"{EXTERNAL_URL}/\x00",
+        f"{EXTERNAL_URL}/\ud800",
+        f"{EXTERNAL_URL}/" + "a" * 2000,
+    ):
+        for response in (
+            create_session(client, customer.public_id, api_key, json={"return_url": bad}),
+            create_session(client, customer.public_id, api_key, query_string={"return_url": bad}),
+        ):
+            body = assert_error(response, 400)
+            assert list(body["errors"]) == ["return_url"], bad
+    body = assert_error(
+        create_session(client, customer.public_id, api_key, json={"return_url": 42}), 400
+    )
+    assert list(body["errors"]) == ["return_url"]
+
+    good = f"{EXTERNAL_URL}/account"
+    response = create_session(client, customer.public_id, api_key, json={"return_url": good})
+    link = response.get_json()["link"].removeprefix(EXTERNAL_URL)
+    page = client.get(link)
+    client.post(link, data={"csrf_token": csrf_token(page.text)})
+    assert f'href="{good}"' in client.get("/portal/").text
+
+
+def test_invalid_requests_get_400_in_the_json_error_shape(
+    client: FlaskClient, customer: m.Customer, api_key: str
+) -> None:
+    """V1: bad JSON, non-boolean send_email and unknown parameters: 400 naming the field."""
+    path_id = customer.public_id
+    for data in (b"{not json", b"[1, 2]", b'"text"', b"\xff\xfe{}", b"[" * 5000):
+        response = create_session(
+            client, path_id, api_key, data=data, content_type="application/json"
+        )
+        assert_error(response, 400)
+
+    for value in ("maybe", "true", 1, None, [True]):
+        body = assert_error(
+            create_session(client, path_id, api_key, json={"send_email": value}), 400
+        )
+        assert list(body["errors"]) == ["send_email"]
+    for value in ("maybe", "", "yes"):
+        response = create_session(client, f"{path_id}?send_email={value}", api_key)
+        assert list(assert_error(response, 400)["errors"]) == ["send_email"]
+    twice = create_session(client, f"{path_id}?send_email=1&send_email=0", api_key)
+    assert list(assert_error(twice, 400)["errors"]) == ["send_email"]
+
+    both = create_session(
+        client, path_id, api_key, json={"send_email": "maybe", "return_url": "http://evil.example"}
+    )
+    assert sorted(assert_error(both, 400)["errors"]) == ["return_url", "send_email"]
+    unknown = create_session(client, path_id, api_key, json={"email": "x@example.com"})
+    assert assert_error(unknown, 400)["errors"] == {
+        "email": ["is not a parameter of this endpoint"]
+    }
+    for query in ("?send_email=True", "?send_email=0", "?return_url="):
+        assert create_session(client, path_id + query, api_key).status_code == 200
+
+
+def test_other_errors_share_the_json_shape(
+    client: FlaskClient, customer: m.Customer, api_key: str
+) -> None:
+    """V1: 404 (unknown path), 405, 413 (a body over 16 KiB) and 415 (not JSON) in one shape."""
+    path = session_path(customer.public_id)
+    assert_error(client.get(f"{API}/nothing-here"), 404)
+    assert_error(client.post(f"{API}/"), 404)
+    assert_error(client.get(API), 404)
+    for method in ("get", "put", "delete", "patch", "options"):
+        response = getattr(client, method)(path)
+        assert_error(response, 405)
+        assert response.headers["Allow"] == "POST"
+    assert client.head(path).status_code == 405
+    assert client.post(f"{API}/openapi.json").headers["Allow"] == "GET"
+
+    big = json.dumps({"return_url": "x" * 17 * 1024})
+    assert_error(create_session(client, customer.public_id, api_key, data=big), 413)
+    assert_error(
+        create_session(
+            client, customer.public_id, api_key, data=big, content_type="application/json"
+        ),
+        413,
+    )
+    form = create_session(client, customer.public_id, api_key, data={"send_email": "true"})
+    assert_error(form, 415)
+    text = create_session(client, customer.public_id, api_key, data="send_email=true")
+    assert_error(text, 415)
+
+
+def test_a_crash_is_a_generic_json_500(
+    empty_database_url: str, app_factory: Callable[..., Flask]
+) -> None:
+    """V3: a server error (here: a database without the portal's tables) is JSON, no trace."""
+    broken = app_factory(empty_database_url, PROPAGATE_EXCEPTIONS=False)
+    broken.logger.disabled = True
+    response = create_session(broken.test_client(), "cus_" + "0" * 20, "cp_test_" + "x" * 43)
+    body = assert_error(response, 500)
+    assert "portal_api_keys" not in response.text
+    assert body["errors"] == {}
+
+
+def test_the_api_is_rate_limited_per_key(
+    database_url: str,
+    app_factory: Callable[..., Flask],
+    business: m.Business,
+    customer: m.Customer,
+    api_key: str,
+) -> None:
+    """T9: request N+1 with one key gets 429 in the JSON shape; other keys go on."""
+    limited = app_factory(database_url, CUSTOMER_PORTAL_API_RATE_LIMIT="3 per minute")
+    client = limited.test_client()
+    for _ in range(3):
+        assert create_session(client, customer.public_id, api_key).status_code == 200
+    refused = create_session(client, customer.public_id, api_key)
+    body = assert_error(refused, 429)
+    assert "3 per 1 minute" in body["message"]
+    assert 0 < int(refused.headers["Retry-After"]) <= 60
+
+    other_key, _ = portal.create_api_key(business, "test")
+    assert create_session(client, customer.public_id, other_key).status_code == 200
+    for _ in range(3):
+        assert_error(create_session(client, customer.public_id, None), 401)
+    assert_error(create_session(client, customer.public_id, None), 429)
+
+
+def test_keys_and_link_tokens_are_stored_only_hashed(
+    client: FlaskClient,
+    business: m.Business,
+    customer: m.Customer,
+    session: Session,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """T2: after an API key and a link are made, no column of any table and no log holds them."""
+    caplog.set_level(logging.DEBUG)
+    test_key, _ = portal.create_api_key(business, "test")
+    live_key, _ = portal.create_api_key(business, "live")
+    assert test_key.startswith("cp_test_") and live_key.startswith("cp_live_")
+    assert len(test_key.removeprefix("cp_test_")) >= 43
+    response = create_session(client, customer.public_id, test_key, json={"send_email": True})
+    token = response.get_json()["link"].rsplit("/", 1)[1]
+
+    secrets_ = (test_key, live_key, token, test_key.removeprefix("cp_test_"))
+    for table in m.Base.metadata.sorted_tables:
+        for row in session.execute(sa.select(table)).all():
+            for secret in secrets_:
+                assert secret not in repr(tuple(row)), table.name
+    for secret in secrets_:
+        assert secret not in caplog.text
+
+
+def test_the_openapi_document_describes_exactly_the_routes(
+    app: Flask, client: FlaskClient, customer: m.Customer
+) -> None:
+    """The served OpenAPI 3 document lists every route of the API with its methods, no more."""
+    response = client.get(f"{API}/openapi.json")
+    assert response.status_code == 200
+    doc = response.get_json()
+    assert re.fullmatch(r"3\.[01]\.\d+", doc["openapi"])
+    assert doc["info"]["title"] and doc["info"]["version"]
+    assert doc["servers"] == [{"url": f"{EXTERNAL_URL}{API}"}]
+    assert doc["components"]["securitySchemes"]["bearerAuth"] == {
+        "type": "http",
+        "scheme": "bearer",
+        "description": doc["components"]["securitySchemes"]["bearerAuth"]["description"],
+    }
+
+    verbs = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
+    documented = {
+        (path, method.upper())
+        for path, item in doc["paths"].items()
+        for method in item
+        if method in verbs
+    }
+    routed = set()
+    for rule in app.url_map.iter_rules():
+        # The catch-all rules only answer unknown paths and methods with JSON errors.
+        if not rule.rule.startswith(API) or rule.endpoint == "customer_portal_api.unrouted":
+            continue
+        path = re.sub(r"<(?:[^:<>]+:)?([^<>]+)>", r"{\1}", rule.rule.removeprefix(API))
+        routed |= {(path, method) for method in rule.methods - {"HEAD", "OPTIONS"}}
+        item = doc["paths"][path]
+        for operation in (item[method.lower()] for method in rule.methods - {"HEAD", "OPTIONS"}):
+            in_path = {p["name"] for p in operation.get("parameters", []) if p["in"] == "path"}
+            assert in_path == set(rule.arguments), path
+    assert routed == documented
+
+    operation = doc["paths"]["/customers/{customer_id}/customer-portal/session"]["post"]
+    assert {"200", "400", "401", "404", "429"} <= set(operation["responses"])
+    assert {p["name"] for p in operation["parameters"]} == {
+        "customer_id",
+        "send_email",
+        "return_url",
+    }
+    body_schema = resolve(doc, operation["requestBody"]["content"]["application/json"]["schema"])
+    assert set(body_schema["properties"]) == {"send_email", "return_url"}
+    assert re.match(operation["parameters"][0]["schema"]["pattern"], customer.public_id)
+
+    error_schema = doc["components"]["schemas"]["Error"]
+    real_error = client.post(session_path(customer.public_id)).get_json()
+    assert set(error_schema["required"]) == set(real_error) == set(error_schema["properties"])
+    for code, answer in operation["responses"].items():
+        schema = resolve(doc, answer["content"]["application/json"]["schema"])
+        if code != "200":
+            assert schema is error_schema, code
+    assert set(resolve(doc, {"$ref": "#/components/schemas/PortalSession"})["required"]) == {
+        "link",
+        "expires_at",
+    }
+    assert_refs_resolve(doc, doc)
+
+
+def resolve(doc: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
+    """Follow a local ``$ref`` of the document."""
+    if "$ref" not in schema:
+        return schema
+    node: Any = doc
+    for part in schema["$ref"].removeprefix("#/").split("/"):
+        node = node[part]
+    return resolve(doc, node)
+
+
+def assert_refs_resolve(doc: dict[str, Any], node: Any) -> None:
+    if isinstance(node, dict):
+        if "$ref" in node:
+            assert node["$ref"].startswith("#/") and resolve(doc, node)
+        for value in node.values():
+            assert_refs_resolve(doc, value)
+    elif isinstance(node, list):
+        for value in node:
+            assert_refs_resolve(doc, value)
+
+
+@pytest.mark.parametrize("order", ["csrf first", "portal first"])
+def test_a_host_with_csrf_protection_does_not_block_the_api(
+    order: str, database_url: str, tmp_path: Path, customer: m.Customer, api_key: str
+) -> None:
+    """C1: only the API-key endpoints are exempt from the host's CSRFProtect, in either order."""
+    host = Flask("host", instance_path=str(tmp_path / "host"))
+    host.config.update(
+        TESTING=True,
+        SECRET_KEY="host-secret",
+        CUSTOMER_PORTAL_DATABASE_URI=database_url,
+        CUSTOMER_PORTAL_EXTERNAL_URL=EXTERNAL_URL,
+        CUSTOMER_PORTAL_MAIL_DISPATCH="manual",
+    )
+    host.add_url_rule("/host-form", "host_form", lambda: "changed", methods=["POST"])
+    if order == "csrf first":
+        CSRFProtect(host)
+        CustomerPortal(host)
+    else:
+        CustomerPortal(host)
+        CSRFProtect(host)
+    try:
+        client = host.test_client()
+        assert client.post("/host-form").status_code == 400
+        assert create_session(client, customer.public_id, api_key).status_code == 200
+        assert client.post("/portal/logout").status_code == 400
+    finally:
+        host.extensions["customer_portal"].engine.dispose()
+
+
+_json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=30),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner),
+    max_leaves=6,
+)
+_urls = st.one_of(
+    st.text(max_size=60),
+    st.builds(lambda tail: f"{EXTERNAL_URL}/{tail}", st.text(max_size=30)),
+    st.sampled_from(["http://evil.example", "javascript:alert(1)", "https://[", "//x", ""]),
+)
+_params = st.fixed_dictionaries(
+    {},
+    optional={
+        "send_email": st.one_of(_json_values, st.sampled_from(["true", "false", "1", "0"])),
+        "return_url": st.one_of(_urls, _json_values),
+        "other": _json_values,
+    },
+)
+
+
+@settings(
+    max_examples=80,
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(
+    customer_id=st.one_of(st.none(), st.text(max_size=40)),
+    query=st.dictionaries(
+        st.sampled_from(["send_email", "return_url", "key"]) | st.text(max_size=8),
+        st.text(max_size=40),
+        max_size=3,
+    ),
+    body=st.one_of(
+        st.none(),
+        _params,
+        st.binary(max_size=80),
+        st.text(max_size=80),
+    ),
+    authorization=st.one_of(
+        st.just("key"),
+        st.none(),
+        st.text(st.characters(min_codepoint=32, max_codepoint=126), max_size=40),
+    ),
+)
+def test_random_requests_never_crash_the_api(
+    database_url: str,
+    app_factory: Callable[..., Flask],
+    customer: m.Customer,
+    api_key: str,
+    customer_id: str | None,
+    query: dict[str, str],
+    body: Any,
+    authorization: str | None,
+) -> None:
+    """V1: random ids, query values and bodies get a 2xx or a JSON error, never a 5xx."""
+    fuzzed = fuzz_app(database_url, app_factory)
+    headers = {}
+    if authorization == "key":
+        headers["Authorization"] = f"Bearer {api_key}"
+    elif authorization is not None:
+        headers["Authorization"] = authorization
+    kwargs: dict[str, Any] = {"headers": headers, "query_string": query}
+    if isinstance(body, dict):
+        kwargs["json"] = body
+    elif body is not None:
+        kwargs["data"] = body
+        kwargs["content_type"] = "application/json"
+    path_id = customer.public_id if customer_id is None else quote(customer_id, safe="")
+    response = fuzzed.test_client().post(session_path(path_id), **kwargs)
+    assert response.status_code < 500, response.text
+    if response.status_code >= 400:
+        assert_error(response, response.status_code)
+    elif response.status_code == 200:
+        assert response.get_json()["link"].startswith(EXTERNAL_URL)
+
+
+_fuzz_apps: dict[str, Flask] = {}
+
+
+def fuzz_app(database_url: str, app_factory: Callable[..., Flask]) -> Flask:
+    """One app per database for all the examples of a fuzz run, without a tight rate limit."""
+    if database_url not in _fuzz_apps:
+        _fuzz_apps.clear()
+        _fuzz_apps[database_url] = app_factory(
+            database_url, CUSTOMER_PORTAL_API_RATE_LIMIT="100000 per minute"
+        )
+    return _fuzz_apps[database_url]

@@ -1,0 +1,598 @@
+"""Mail through the outbox, delivered to a real local SMTP server (M1, M2, M3, T2, T8).
+
+The app mails through aiosmtpd on 127.0.0.1 (:mod:`tests.smtp`). Unless a test
+says otherwise, mail waits in the outbox until the test calls ``send_due`` (what
+``flask portal send-mail`` runs), so each step can be checked on its own.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+import time_machine
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import event
+from werkzeug.test import TestResponse
+
+import flask_customer_portal as portal
+from flask_customer_portal import mail
+from flask_customer_portal import models as m
+from flask_customer_portal.access import hash_token
+from flask_customer_portal.db import Base, db_session, unit_of_work
+
+from .smtp import (  # noqa: F401 (smtp_server is a fixture)
+    HOST,
+    SilentServer,
+    SMTPServer,
+    link_in,
+    smtp_server,
+    text_part,
+    wait_until,
+)
+
+EXTERNAL_URL = "http://portal.example.com"
+SENDER = "billing@acme.example.com"
+LOGIN_PAGE = "/portal/test/login/acme"
+SENT_PAGE = "If this email belongs to a customer of Acme Cloud, a link is on its way."
+LINK = re.compile(re.escape(f"{EXTERNAL_URL}{LOGIN_PAGE}/") + r"[A-Za-z0-9_-]{43}")
+CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
+
+
+# -- Fixtures and helpers ------------------------------------------------------------
+
+
+@pytest.fixture
+def mail_settings() -> dict[str, Any]:
+    """Extra settings of the test app; a test changes them with ``parametrize``."""
+    return {}
+
+
+@pytest.fixture
+def app(
+    database_url: str,
+    app_factory: Callable[..., Flask],
+    smtp_server: SMTPServer,  # noqa: F811
+    mail_settings: dict[str, Any],
+) -> Iterator[Flask]:
+    """The portal app, mailing through the local SMTP server (replaces conftest's ``app``)."""
+    settings = {
+        "CUSTOMER_PORTAL_EXTERNAL_URL": EXTERNAL_URL,
+        "MAIL_SERVER": HOST,
+        "MAIL_PORT": smtp_server.port,
+        "MAIL_DEFAULT_SENDER": SENDER,
+        # Flask-Mail sends nothing in a TESTING app unless told to.
+        "MAIL_SUPPRESS_SEND": False,
+        "CUSTOMER_PORTAL_MAIL_DISPATCH": "manual",
+        "CUSTOMER_PORTAL_MAIL_TIMEOUT": 1,
+        **mail_settings,
+    }
+    app = app_factory(database_url, **settings)
+    yield app
+    stop_dispatcher(app)
+
+
+THREAD = pytest.mark.parametrize(
+    "mail_settings", [{"CUSTOMER_PORTAL_MAIL_DISPATCH": "thread"}], ids=["thread"]
+)
+
+
+class _StopDispatcher(BaseException):
+    """Ends a dispatcher thread; ``mail.Dispatcher`` has no way to stop."""
+
+
+class _StoppedApp:
+    def app_context(self) -> Any:
+        raise _StopDispatcher
+
+
+def stop_dispatcher(app: Flask) -> None:
+    """End the app's mail thread, if it started, so it outlives neither test nor database."""
+    dispatcher = app.extensions["customer_portal"].dispatcher
+    thread = dispatcher.thread if dispatcher is not None else None
+    if thread is None:
+        return
+    previous = threading.excepthook
+
+    def ignore_stop(args: threading.ExceptHookArgs) -> None:
+        if args.exc_type is not _StopDispatcher:
+            previous(args)
+
+    threading.excepthook = ignore_stop
+    try:
+        # The loop enters ``dispatcher.app.app_context()`` after each wake-up.
+        dispatcher.app = _StoppedApp()
+        dispatcher.wake.set()
+        thread.join(timeout=10)
+    finally:
+        threading.excepthook = previous
+    assert not thread.is_alive(), "the mail thread did not stop"
+
+
+def csrf_token(client: FlaskClient, path: str) -> str:
+    page = client.get(path)
+    assert page.status_code == 200, page.status
+    found = CSRF.search(page.get_data(as_text=True))
+    assert found is not None, "no csrf_token on the page"
+    return found.group(1)
+
+
+def ask_for_link(client: FlaskClient, email: str, path: str = LOGIN_PAGE) -> TestResponse:
+    """Type ``email`` on the login page and submit it."""
+    return client.post(path, data={"email": email, "csrf_token": csrf_token(client, path)})
+
+
+def open_link(client: FlaskClient, link: str) -> TestResponse:
+    """Open a mailed link (GET shows "Continue"), then press Continue (POST)."""
+    assert link.startswith(EXTERNAL_URL + "/")
+    path = link.removeprefix(EXTERNAL_URL)
+    page = client.get(path)
+    assert page.status_code == 200, page.status
+    assert "Continue to your account" in page.get_data(as_text=True)
+    found = CSRF.search(page.get_data(as_text=True))
+    assert found is not None
+    return client.post(path, data={"csrf_token": found.group(1)})
+
+
+def assert_signed_in(client: FlaskClient, response: TestResponse, name: str = "Ana Souza") -> None:
+    assert response.status_code == 303, response.status
+    assert response.headers["Location"] == "/portal/"
+    home = client.get("/portal/")
+    assert home.status_code == 200, home.status
+    assert f"Hello, {name}" in home.get_data(as_text=True)
+
+
+def send_due(app: Flask) -> tuple[int, int]:
+    """Send the due mail, as ``flask portal send-mail`` does: (sent, failed)."""
+    with app.app_context():
+        return mail.send_due()
+
+
+def outbox(app: Flask) -> list[m.OutboxMessage]:
+    """The outbox rows as they are now in the database, oldest first."""
+    with app.app_context():
+        session = db_session()
+        rows = list(session.scalars(sa.select(m.OutboxMessage).order_by(m.OutboxMessage.id)))
+        session.expunge_all()
+        return rows
+
+
+def outbox_in_transaction() -> list[int]:
+    """The outbox ids the current transaction sees."""
+    return list(db_session().scalars(sa.select(m.OutboxMessage.id)))
+
+
+def only_row(app: Flask) -> m.OutboxMessage:
+    rows = outbox(app)
+    assert len(rows) == 1, rows
+    return rows[0]
+
+
+# -- Delivery ------------------------------------------------------------------------
+
+
+def test_the_login_page_mails_a_link_that_signs_in(
+    app: Flask,
+    client: FlaskClient,
+    customer: m.Customer,
+    smtp_server: SMTPServer,  # noqa: F811
+) -> None:
+    """M1: the login page queues one message; send_due delivers it once; the link signs in."""
+    response = ask_for_link(client, "ana@example.com")
+
+    assert response.status_code == 200
+    assert SENT_PAGE in response.get_data(as_text=True)
+    row = only_row(app)
+    assert (row.kind, row.recipient, row.status) == ("login_link", "ana@example.com", "pending")
+    assert smtp_server.received == []
+
+    assert send_due(app) == (1, 0)
+    assert send_due(app) == (0, 0)
+
+    (received,) = smtp_server.received
+    assert received.mail_from == SENDER
+    assert received.rcpt_tos == ["ana@example.com"]
+    message = received.message
+    assert message["To"] == "ana@example.com"
+    assert message["From"] == SENDER
+    assert message["Subject"] == "Your sign-in link for Acme Cloud"
+    link = link_in(message)
+    assert LINK.fullmatch(link), link
+    assert f'href="{link}"' in text_part(message, "html")
+    assert "Hello Ana Souza" in text_part(message, "plain")
+    row = only_row(app)
+    assert (row.status, row.attempts, row.last_error) == ("sent", 1, None)
+    assert row.sent_at is not None
+
+    assert_signed_in(client, open_link(client, link))
+
+
+def test_an_unknown_email_gets_the_same_page_and_no_mail(
+    app: Flask,
+    client: FlaskClient,
+    customer: m.Customer,
+    smtp_server: SMTPServer,  # noqa: F811
+) -> None:
+    """T8: an unknown email is answered like a known one; nothing is mailed to it."""
+    response = ask_for_link(client, "nobody@example.com")
+
+    assert response.status_code == 200
+    assert SENT_PAGE in response.get_data(as_text=True)
+    assert only_row(app).status == "pending"
+
+    assert send_due(app) == (0, 0)
+
+    assert only_row(app).status == "dropped"
+    assert smtp_server.received == []
+    with app.app_context():
+        assert db_session().scalar(sa.select(sa.func.count()).select_from(m.LoginLink)) == 0
+
+
+def test_create_portal_session_mails_a_link_of_its_own_that_works_once(
+    app: Flask,
+    client: FlaskClient,
+    customer: m.Customer,
+    smtp_server: SMTPServer,  # noqa: F811
+) -> None:
+    """M1: create_portal_session(send_email=True) queues a portal_link mail with its own link."""
+    returned = portal.create_portal_session(customer, send_email=True)
+
+    row = only_row(app)
+    assert (row.kind, row.recipient, row.status) == ("portal_link", "ana@example.com", "pending")
+    assert row.params == {"customer_id": customer.id, "return_url": None}
+
+    assert send_due(app) == (1, 0)
+
+    (received,) = smtp_server.received
+    assert received.rcpt_tos == ["ana@example.com"]
+    assert received.message["Subject"] == "Your Acme Cloud account"
+    assert text_part(received.message, "html")
+    link = link_in(received.message)
+    assert LINK.fullmatch(link), link
+    assert link != returned.url
+
+    assert_signed_in(client, open_link(client, link))
+    path = link.removeprefix(EXTERNAL_URL)
+    with app.test_client() as other:
+        assert other.get(path).status_code == 410
+        token = csrf_token(other, LOGIN_PAGE)
+        assert other.post(path, data={"csrf_token": token}).status_code == 410
+
+
+@pytest.mark.parametrize(
+    "mail_settings", [{"CUSTOMER_PORTAL_MAIL_BACKEND": "local"}], ids=["local"]
+)
+def test_the_local_backend_keeps_messages_and_sends_nothing(
+    app: Flask,
+    client: FlaskClient,
+    customer: m.Customer,
+    smtp_server: SMTPServer,  # noqa: F811
+) -> None:
+    """The local back-end keeps the sent messages in memory, newest first; no SMTP."""
+    assert ask_for_link(client, "ana@example.com").status_code == 200
+    portal.create_portal_session(customer, send_email=True)
+
+    assert send_due(app) == (2, 0)
+
+    kept = mail.local_messages()
+    assert [(k["recipient"], k["subject"]) for k in kept] == [
+        ("ana@example.com", "Your Acme Cloud account"),
+        ("ana@example.com", "Your sign-in link for Acme Cloud"),
+    ]
+    assert all(LINK.search(k["text"]) and LINK.search(k["html"]) for k in kept)
+    assert [row.status for row in outbox(app)] == ["sent", "sent"]
+    assert smtp_server.received == []
+
+
+# -- M1: the outbox ------------------------------------------------------------------
+
+
+def test_a_mail_server_that_is_down_delays_mail_and_never_breaks_the_page(
+    app: Flask,
+    client: FlaskClient,
+    customer: m.Customer,
+    smtp_server: SMTPServer,  # noqa: F811
+) -> None:
+    """M1: SMTP down gives a normal page and a retry later; after recovery, exactly one mail."""
+    smtp_server.stop()
+
+    response = ask_for_link(client, "ana@example.com")
+
+    assert response.status_code == 200
+    assert SENT_PAGE in response.get_data(as_text=True)
+    assert send_due(app) == (0, 1)
+    row = only_row(app)
+    assert (row.status, row.attempts, row.sent_at) == ("pending", 1, None)
+    assert row.last_error is not None and row.last_error.startswith("ConnectionRefusedError")
+    assert row.next_attempt_at > datetime.now(UTC)
+    assert send_due(app) == (0, 0), "retried before its back-off"
+
+    smtp_server.start()
+    with time_machine.travel(row.next_attempt_at + timedelta(seconds=1)):
+        assert send_due(app) == (1, 0)
+        assert send_due(app) == (0, 0)
+
+    (received,) = smtp_server.received
+    assert received.rcpt_tos == ["ana@example.com"]
+    row = only_row(app)
+    assert (row.status, row.attempts, row.last_error) == ("sent", 2, None)
+    assert_signed_in(client, open_link(client, link_in(received.message)))
+
+
+def test_two_senders_at_once_deliver_a_message_once(
+    app: Flask,
+    customer: m.Customer,
+    smtp_server: SMTPServer,  # noqa: F811
+) -> None:
+    """M1: each message is claimed by one conditional UPDATE; two workers never both send it."""
+    portal.create_portal_session(customer, send_email=True)
+    # Both workers read the same due message before either claims it.
+    both_selected = threading.Barrier(2, timeout=10)
+    due_query = re.compile(r"SELECT portal_outbox\.id\s+FROM portal_outbox\s+WHERE")
+    waited = threading.local()
+
+    def after_cursor_execute(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if due_query.match(statement) and not getattr(waited, "done", False):
+            waited.done = True
+            both_selected.wait()
+
+    engine = app.extensions["customer_portal"].engine
+    event.listen(engine, "after_cursor_execute", after_cursor_execute)
+    results: list[tuple[int, int]] = []
+    errors: list[BaseException] = []
+
+    def worker() -> None:
+        try:
+            results.append(send_due(app))
+        except BaseException as error:  # reported by the test below
+            errors.append(error)
+
+    workers = [threading.Thread(target=worker) for _ in range(2)]
+    try:
+        for thread in workers:
+            thread.start()
+        for thread in workers:
+            thread.join(timeout=30)
+    finally:
+        event.remove(engine, "after_cursor_execute", after_cursor_execute)
+
+    assert errors == []
+    assert sorted(results) == [(0, 0), (1, 0)]
+    assert len(smtp_server.received) == 1
+    assert only_row(app).attempts == 1
+
+
+@pytest.mark.parametrize(
+    "mail_settings", [{"CUSTOMER_PORTAL_MAIL_MAX_ATTEMPTS": 3}], ids=["3-attempts"]
+)
+def test_a_message_is_given_up_after_the_last_attempt(
+    app: Flask,
+    customer: m.Customer,
+    smtp_server: SMTPServer,  # noqa: F811
+) -> None:
+    """M1: failures back off; after MAIL_MAX_ATTEMPTS the message is "failed", never sent."""
+    smtp_server.stop()
+    portal.create_portal_session(customer, send_email=True)
+
+    waits = []
+    with time_machine.travel(datetime.now(UTC)) as traveller:
+        for attempt in (1, 2, 3):
+            assert send_due(app) == (0, 1)
+            row = only_row(app)
+            assert (row.attempts, row.last_error is not None) == (attempt, True)
+            if attempt < 3:
+                assert row.status == "pending"
+                waits.append(row.next_attempt_at - datetime.now(UTC))
+                traveller.move_to(row.next_attempt_at + timedelta(seconds=1))
+        assert row.status == "failed"
+
+        smtp_server.start()
+        traveller.shift(timedelta(days=2))
+        assert send_due(app) == (0, 0)
+
+    assert waits[1] > waits[0] > timedelta(0), "the second wait is longer (back-off)"
+    assert only_row(app).status == "failed"
+    assert smtp_server.received == []
+
+
+def test_mail_queued_in_a_rolled_back_transaction_is_never_sent(
+    app: Flask,
+    customer: m.Customer,
+    smtp_server: SMTPServer,  # noqa: F811
+) -> None:
+    """M1: the message is queued in the transaction of its cause and goes with it."""
+    with pytest.raises(RuntimeError), unit_of_work():
+        customer.name = "Ana Changed"
+        mail.queue_mail(customer, "portal_link")
+        db_session().flush()
+        assert len(outbox_in_transaction()) == 1
+        raise RuntimeError("the change fails after the mail was queued")
+
+    assert outbox(app) == []
+    with app.app_context():
+        assert db_session().get(m.Customer, customer.id).name == "Ana Souza"
+    assert send_due(app) == (0, 0)
+    assert smtp_server.received == []
+
+
+# -- M2: time-outs -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "mail_settings",
+    # A long time-out: while the page answers, the dispatcher is still waiting.
+    [{"CUSTOMER_PORTAL_MAIL_DISPATCH": "thread", "CUSTOMER_PORTAL_MAIL_TIMEOUT": 30}],
+    ids=["thread"],
+)
+def test_a_mail_server_that_never_answers_cannot_hang_the_login_page(
+    app: Flask,
+    client: FlaskClient,
+    customer: m.Customer,
+    smtp_server: SMTPServer,  # noqa: F811
+) -> None:
+    """M2: the page answers while the mail thread still waits for the server's greeting."""
+    smtp_server.stop()
+    with SilentServer(smtp_server.port) as silent:
+        response = ask_for_link(client, "ana@example.com")
+
+        assert response.status_code == 200
+        assert SENT_PAGE in response.get_data(as_text=True)
+        assert silent.wait_for_connection(), "the mail thread never connected"
+        row = only_row(app)
+        assert (row.status, row.attempts, row.last_error) == ("pending", 1, None)
+
+        silent.hang_up()
+        failed = wait_until(lambda: only_row(app).last_error)
+        assert failed and failed.startswith("SMTPServerDisconnected"), failed
+        assert only_row(app).status == "pending"
+
+
+def test_sending_to_a_mail_server_that_never_answers_times_out(
+    app: Flask,
+    client: FlaskClient,
+    customer: m.Customer,
+    smtp_server: SMTPServer,  # noqa: F811
+) -> None:
+    """M2: with MAIL_TIMEOUT=1, send_due returns and records the time-out for a retry."""
+    smtp_server.stop()
+    with SilentServer(smtp_server.port) as silent:
+        assert ask_for_link(client, "ana@example.com").status_code == 200
+
+        assert send_due(app) == (0, 1)
+
+        assert silent.connections, "send_due never reached the server"
+    row = only_row(app)
+    assert (row.status, row.attempts) == ("pending", 1)
+    assert row.last_error is not None and "timed out" in row.last_error, row.last_error
+    assert row.next_attempt_at > datetime.now(UTC)
+
+
+@THREAD
+def test_the_mail_thread_sends_right_after_the_page_commits(
+    app: Flask,
+    client: FlaskClient,
+    customer: m.Customer,
+    smtp_server: SMTPServer,  # noqa: F811
+) -> None:
+    """MAIL_DISPATCH="thread": the mail arrives with no manual send."""
+    assert ask_for_link(client, "ana@example.com").status_code == 200
+
+    (received,) = smtp_server.wait_for(1)
+    assert received.rcpt_tos == ["ana@example.com"]
+    assert wait_until(lambda: only_row(app).status == "sent")
+    assert_signed_in(client, open_link(client, link_in(received.message)))
+
+
+# -- M3: header safety ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "email",
+    [
+        "ana@example.com\r\nBcc: x@example.com",
+        "ana@example.com\nBcc: x@example.com",
+        "ana@example.com\rBcc: x@example.com",
+        "Ana <ana@example.com>\r\nBcc: x@example.com",
+    ],
+)
+def test_an_email_with_a_line_break_is_refused(
+    app: Flask, client: FlaskClient, customer: m.Customer, email: str
+) -> None:
+    """M3: CR/LF in the email gets a form error (400) and nothing is queued."""
+    response = ask_for_link(client, email)
+
+    assert response.status_code == 400
+    page = response.get_data(as_text=True)
+    assert "Enter the email address you used when you bought." in page
+    assert 'aria-invalid="true"' in page
+    assert outbox(app) == []
+
+
+# -- T2 and T8 -----------------------------------------------------------------------
+
+
+def test_the_mailed_token_is_in_no_column_and_no_log(
+    app: Flask,
+    client: FlaskClient,
+    customer: m.Customer,
+    smtp_server: SMTPServer,  # noqa: F811
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """T2: the database and the logs hold the link's hash, never the link's token."""
+    caplog.set_level(logging.DEBUG)
+    # SQL and its parameters too (SQLAlchemy's own logger is at WARNING by default).
+    caplog.set_level(logging.INFO, logger="sqlalchemy.engine")
+    assert ask_for_link(client, "ana@example.com").status_code == 200
+    assert send_due(app) == (1, 0)
+    (received,) = smtp_server.received
+    token = link_in(received.message).rsplit("/", 1)[1]
+
+    with app.app_context():
+        session = db_session()
+        values = [
+            str(value)
+            for table in Base.metadata.sorted_tables
+            for row in session.execute(sa.select(table))
+            for value in row
+        ]
+    assert hash_token(token) in values
+    assert not [value for value in values if token in value]
+    # aiosmtpd ("mail.log") stands for the outside world receiving the mail.
+    logged = [r.getMessage() for r in caplog.records if not r.name.startswith("mail.log")]
+    assert any(hash_token(token) in message for message in logged), "the check proves nothing"
+    assert not [message for message in logged if token in message]
+
+
+def test_known_unknown_and_other_business_emails_get_the_same_answer(
+    app: Flask, client: FlaskClient, customer: m.Customer
+) -> None:
+    """T8: same status, body, headers and SQL statement count whoever the email belongs to."""
+    bolt = portal.create_business("Bolt Hosting", public_id="bolt")
+    portal.upsert_customer(bolt, "bo@example.com", name="Bo")
+    db_session().close()
+    token = csrf_token(client, LOGIN_PAGE)
+    statements: list[str] = []
+
+    def count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        statements.append(statement)
+
+    def post(email: str) -> tuple[TestResponse, int]:
+        statements.clear()
+        response = client.post(LOGIN_PAGE, data={"email": email, "csrf_token": token})
+        return response, len(statements)
+
+    engine = app.extensions["customer_portal"].engine
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        post("warm-up@example.com")
+        answers = {
+            email: post(email)
+            for email in ("ana@example.com", "nobody@example.com", "bo@example.com")
+        }
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+
+    (known, known_count), *others = answers.values()
+    assert known.status_code == 200
+    assert SENT_PAGE in known.get_data(as_text=True)
+    assert known_count > 0
+    for response, statement_count in others:
+        assert response.status_code == known.status_code
+        assert response.get_data() == known.get_data()
+        assert set(response.headers.keys()) == set(known.headers.keys())
+        assert headers_but_date_and_cookies(response) == headers_but_date_and_cookies(known)
+        assert statement_count == known_count
+    assert [row.kind for row in outbox(app)] == ["login_link"] * 4
+
+
+def headers_but_date_and_cookies(response: TestResponse) -> list[tuple[str, str]]:
+    return sorted(
+        (name, value) for name, value in response.headers if name not in ("Date", "Set-Cookie")
+    )
