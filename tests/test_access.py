@@ -431,3 +431,10 @@ def test_the_host_login_bridge(app_factory: Callable[..., Flask], database_url: 
     stranger = app.test_client()
     stranger.post("/login/zoe@example.com")
     assert stranger.get("/portal/from-host").status_code == 404
+
+
+def test_an_oversized_form_is_refused(client: FlaskClient, business: m.Business) -> None:
+    """V1: the pages cap what a request may carry."""
+    token = csrf_token(client.get(LOGIN).text)
+    response = client.post(LOGIN, data={"csrf_token": token, "email": "a" * 70_000})
+    assert response.status_code == 413

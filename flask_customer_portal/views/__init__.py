@@ -101,7 +101,13 @@ def csp_nonce() -> str:
     return g.customer_portal_nonce
 
 
-def _check_csrf() -> None:
+#: The largest form the portal's pages accept (V1); none of them needs more.
+MAX_FORM_BYTES = 64 * 1024
+
+
+def _check_request() -> None:
+    if (request.content_length or 0) > MAX_FORM_BYTES:
+        abort(413)
     if request.method in ("POST", "PUT", "PATCH", "DELETE"):
         try:
             validate_csrf(request.form.get("csrf_token"))
@@ -159,7 +165,7 @@ def create_blueprint(state: Any, portal: Any) -> Blueprint:
         static_folder="../static",
         static_url_path="/static",
     )
-    blueprint.before_request(_check_csrf)
+    blueprint.before_request(_check_request)
     blueprint.after_request(_security_headers)
     blueprint.context_processor(_context)
     blueprint.register_error_handler(HTTPException, _error_page)
@@ -173,7 +179,7 @@ def create_staff_blueprint(staff_decorator: Callable[..., Any]) -> Blueprint:
     from . import staff
 
     blueprint = Blueprint("customer_portal_staff", __name__, template_folder="../templates")
-    blueprint.before_request(_check_csrf)
+    blueprint.before_request(_check_request)
     blueprint.after_request(_security_headers)
     blueprint.context_processor(_context)
     staff.register(blueprint, staff_decorator)
