@@ -175,12 +175,15 @@ def check_return_url(url: str | None) -> str | None:
     """
     if url is None or url == "":
         return None
-    if not isinstance(url, str) or len(url) > 2000 or any(c in url for c in "\r\n\\"):
+    if not isinstance(url, str) or len(url) > 2000 or not url.isprintable() or "\\" in url:
         raise ValidationError("return_url", "is not a valid URL")
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+        local = parts.hostname in ("localhost", "127.0.0.1", "::1")
+    except ValueError:
+        raise ValidationError("return_url", "is not a valid URL") from None
     origin = f"{parts.scheme}://{parts.netloc}"
     allowed = {config_value("EXTERNAL_URL"), *config_value("RETURN_URL_ORIGINS")}
-    local = parts.hostname in ("localhost", "127.0.0.1", "::1")
     if origin in allowed or (parts.scheme == "http" and local and _in_development()):
         return url
     if parts.scheme != "https":

@@ -1,12 +1,279 @@
-"""The HTTP API for merchants' backends (placeholder until the API lands)."""
+"""The HTTP API for merchants' backends: portal sessions for backends in any language.
+
+One route does the work (SPEC 2.3)::
+
+    POST {prefix}/api/v1/customers/<customer_id>/customer-portal/session
+    Authorization: Bearer cp_test_...
+
+It answers ``{"link": ..., "expires_at": ...}``; ``GET {prefix}/api/v1/openapi.json``
+describes it. Every error of the blueprint, whatever raised it (a bad key, an
+unknown route, a rate limit, a crash), comes from one handler in one JSON shape,
+flask-smorest's: ``{"code": 404, "status": "Not Found", "message": "...",
+"errors": {"field": ["message"]}}``.
+
+The API key is the only credential: it is read from the ``Authorization``
+header alone, never from the URL (where it would land in logs) or a cookie, so
+the blueprint needs no CSRF token (T13).
+"""
 
 from __future__ import annotations
 
+import json
+import math
+import re
+import time
 from typing import Any
 
-from flask import Blueprint
+from flask import Blueprint, Response, current_app, jsonify, request
+from flask_limiter.util import get_remote_address
+from werkzeug.datastructures import WWWAuthenticate
+from werkzeug.exceptions import (
+    BadRequest,
+    HTTPException,
+    MethodNotAllowed,
+    NotFound,
+    RequestEntityTooLarge,
+    Unauthorized,
+    UnsupportedMediaType,
+)
+from werkzeug.http import HTTP_STATUS_CODES
+
+from . import access
+from .config import config_value
+from .customers import get_customer
+from .errors import ValidationError
+from .models import ApiKey, Customer
+
+NAME = "customer_portal_api"
+#: The largest request body the API reads, in bytes (V1).
+MAX_BODY = 16 * 1024
+#: What a customer's public id looks like; anything else is not looked up.
+CUSTOMER_ID = r"^cus_[0-9a-z]{1,36}$"
+#: The parameters of the session route, in the query string or the JSON body.
+SESSION_PARAMETERS = ("send_email", "return_url")
+
+#: One answer for a missing, malformed, unknown or revoked key (T13).
+UNAUTHORIZED = (
+    "A valid API key is required: send it as 'Authorization: Bearer <key>'. "
+    "Create one with 'flask portal create-api-key'."
+)
+_QUERY_BOOLEANS = {"true": True, "1": True, "false": False, "0": False}
+_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
+
+
+class InvalidRequest(BadRequest):
+    """A 400 that names the offending fields: ``errors`` maps each to its messages."""
+
+    def __init__(self, errors: dict[str, list[str]]) -> None:
+        super().__init__("The request has invalid parameters: " + ", ".join(sorted(errors)) + ".")
+        self.errors = errors
 
 
 def create_blueprint(state: Any) -> Blueprint:
-    """Build the API blueprint for one app."""
-    return Blueprint("customer_portal_api", __name__)
+    """Build the API blueprint for one app, with that app's rate limiter (T9)."""
+    blueprint = Blueprint(NAME, __name__)
+    per_key = state.limiter.limit(lambda: config_value("API_RATE_LIMIT"), key_func=_rate_limit_key)
+    blueprint.add_url_rule(
+        "/customers/<customer_id>/customer-portal/session",
+        "create_session",
+        per_key(create_session),
+        methods=["POST"],
+        provide_automatic_options=False,
+    )
+    blueprint.add_url_rule(
+        "/openapi.json", "openapi", openapi_document, provide_automatic_options=False
+    )
+    # Routing errors (an unknown path, a wrong method) never reach a blueprint's
+    # error handler; these catch-all rules bring them home, so they are JSON too.
+    every = [*_METHODS, "OPTIONS"]
+    blueprint.add_url_rule(
+        "/", "unrouted", unrouted, defaults={"path": ""}, strict_slashes=False, methods=every
+    )
+    blueprint.add_url_rule("/<path:path>", "unrouted", unrouted, methods=every)
+
+    blueprint.before_request(_cap_body)
+    blueprint.after_request(_no_store)
+    # Code-specific handlers of the host app would win over a class-wide one
+    # here (Flask looks up by code first), so the codes are registered one by one.
+    for code in (400, 401, 404, 405, 413, 415, 429, 500):
+        blueprint.register_error_handler(code, _error_response)
+    blueprint.register_error_handler(HTTPException, _error_response)
+
+    # A host app with Flask-WTF's CSRFProtect would ask API calls for a CSRF
+    # token; they carry a bearer key and no cookie, so there is nothing to forge.
+    # The host may set CSRFProtect up before the portal or after it.
+    blueprint.record_once(lambda setup: _exempt_from_csrf(setup.app, blueprint))
+
+    @blueprint.before_app_request
+    def exempt_before_csrf_check() -> None:
+        if request.blueprint == NAME:
+            _exempt_from_csrf(current_app, blueprint)
+
+    return blueprint
+
+
+def _exempt_from_csrf(app: Any, blueprint: Blueprint) -> None:
+    csrf = app.extensions.get("csrf")
+    if csrf is not None:
+        csrf.exempt(blueprint)
+
+
+# -- Views ---------------------------------------------------------------------------
+
+
+def create_session(customer_id: str) -> Response:
+    """Create a single-use dynamic link into a customer's portal (SPEC 2.3)."""
+    api_key = _authenticate()
+    customer = _customer(api_key, customer_id)
+    send_email, return_url = _session_options()
+    link = access.create_portal_session(customer, return_url=return_url, send_email=send_email)
+    return jsonify(link=link.url, expires_at=link.expires_at.isoformat(timespec="seconds"))
+
+
+def openapi_document() -> Response:
+    """Serve the OpenAPI description of this API."""
+    from .openapi import document
+
+    base = config_value("EXTERNAL_URL") or ""
+    return jsonify(document(base + config_value("URL_PREFIX") + "/api/v1"))
+
+
+def unrouted(path: str) -> Response:
+    """Answer a path or method the API does not have: 405 if another method fits, else 404."""
+    adapter = current_app.create_url_adapter(request)
+    assert adapter is not None
+    allowed = []
+    for method in _METHODS:
+        try:
+            endpoint, _ = adapter.match(method=method)
+        except HTTPException:
+            continue
+        if endpoint != request.endpoint:
+            allowed.append(method)
+    if allowed:
+        raise MethodNotAllowed(allowed, "This method is not allowed here.")
+    raise NotFound("There is no such endpoint in this API.")
+
+
+# -- Request parsing -----------------------------------------------------------------
+
+
+def _bearer_key() -> str | None:
+    scheme, _, key = request.headers.get("Authorization", "").partition(" ")
+    key = key.strip()
+    return key if scheme.lower() == "bearer" and key else None
+
+
+def _authenticate() -> ApiKey:
+    key = _bearer_key()
+    api_key = access.authenticate_api_key(key) if key else None
+    if api_key is None:
+        raise Unauthorized(UNAUTHORIZED, www_authenticate=WWWAuthenticate("bearer"))
+    return api_key
+
+
+def _customer(api_key: ApiKey, customer_id: str) -> Customer:
+    # The key's business and mode scope the lookup: any other customer is 404 (T13).
+    customer = None
+    if re.match(CUSTOMER_ID, customer_id):
+        customer = get_customer(api_key.business, customer_id, mode=api_key.mode)
+    if customer is None:
+        raise NotFound(f"No customer {customer_id[:64]!r} in this API key's business and mode.")
+    return customer
+
+
+def _json_body() -> dict[str, Any]:
+    data = request.get_data(cache=True)
+    if not data:
+        return {}
+    if not request.is_json:
+        raise UnsupportedMediaType("Send the body as JSON, with 'Content-Type: application/json'.")
+    try:
+        body = json.loads(data)
+    except (ValueError, RecursionError):
+        raise BadRequest("The body is not valid JSON.") from None
+    if not isinstance(body, dict):
+        raise BadRequest("The body must be a JSON object.")
+    return body
+
+
+def _session_options() -> tuple[bool, str | None]:
+    """Return ``send_email`` and ``return_url``, from the JSON body or else the query string."""
+    body = _json_body()
+    errors: dict[str, list[str]] = {}
+    for name in sorted((set(body) | set(request.args)) - set(SESSION_PARAMETERS)):
+        errors[name] = ["is not a parameter of this endpoint"]
+    values: dict[str, Any] = {}
+    for name in SESSION_PARAMETERS:
+        given = request.args.getlist(name)
+        if name in body:
+            values[name] = body[name]
+        elif len(given) > 1:
+            errors[name] = ["is given more than once"]
+        elif given and name == "send_email":
+            values[name] = _QUERY_BOOLEANS.get(given[0].lower(), given[0])
+        elif given:
+            values[name] = given[0]
+
+    send_email = values.get("send_email", False)
+    if not isinstance(send_email, bool):
+        errors["send_email"] = ["must be true or false"]
+    return_url = values.get("return_url")
+    if return_url is not None:
+        try:
+            return_url = access.check_return_url(return_url)
+        except ValidationError as error:
+            errors["return_url"] = [error.message]
+    if errors:
+        raise InvalidRequest(errors)
+    return send_email, return_url
+
+
+def _rate_limit_key() -> str:
+    # Per API key (by its hash, never the key itself), else per client address.
+    key = _bearer_key()
+    return "api-key:" + access.hash_token(key) if key else "api-ip:" + get_remote_address()
+
+
+def _cap_body() -> None:
+    # V1: a body is read only up to MAX_BODY bytes; a chunked one is cut off there too.
+    limit = request.max_content_length
+    request.max_content_length = min(limit, MAX_BODY) if limit else MAX_BODY
+    if (request.content_length or 0) > request.max_content_length:
+        raise RequestEntityTooLarge(f"The body may be at most {MAX_BODY // 1024} KiB.")
+
+
+def _no_store(response: Response) -> Response:
+    # Answers hold sign-in links: no cache may keep them.
+    response.headers["Cache-Control"] = "no-store"
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    return response
+
+
+# -- Errors --------------------------------------------------------------------------
+
+
+def _error_response(error: HTTPException) -> Response:
+    """Render any error of the API in its one JSON shape."""
+    code = error.code or 500
+    message = error.description or HTTP_STATUS_CODES.get(code, "Error")
+    if code == 429:
+        message = f"Too many requests (the limit is {error.description}). Try again later."
+    response = jsonify(
+        code=code,
+        status=HTTP_STATUS_CODES.get(code, "Unknown Error"),
+        message=message,
+        errors=getattr(error, "errors", {}),
+    )
+    response.status_code = code
+    for header, value in error.get_headers():
+        if header.lower() != "content-type":
+            response.headers[header] = value
+    if code == 429:
+        response.headers["Retry-After"] = str(_retry_after())
+    return response
+
+
+def _retry_after() -> int:
+    limit = current_app.extensions["customer_portal"].limiter.current_limit
+    return max(math.ceil(limit.reset_at - time.time()), 1) if limit else 60

@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 import click
 from flask.cli import with_appcontext
 
-from . import migrate
+from . import access, mail, migrate
+from .businesses import get_business
+from .config import MODES, config_value
+from .customers import find_customer
+from .models import Business, Customer
 
 
 @click.group("portal")
@@ -43,3 +50,117 @@ def db_current() -> None:
     current, head = migrate.current_revision(), migrate.head_revision()
     state = "up to date" if current == head else f"behind: run 'flask portal db upgrade' ({head})"
     click.echo(f"{current or 'empty'} ({state})")
+
+
+# -- Access --------------------------------------------------------------------------
+
+_MODE = click.Choice(MODES)
+
+
+def _business(business_id: str) -> Business:
+    business = get_business(business_id)
+    if business is None:
+        raise click.ClickException(f"No business with the id {business_id!r}.")
+    return business
+
+
+def _customer(email: str, business_id: str, mode: str | None) -> Customer:
+    business = _business(business_id)
+    mode = mode or config_value("DEFAULT_MODE")
+    customer = find_customer(business, email, mode=mode)
+    if customer is None:
+        raise click.ClickException(
+            f"No customer with the email {email!r} in {business.public_id} ({mode} mode)."
+        )
+    return customer
+
+
+def _echo_json(value: dict[str, Any]) -> None:
+    click.echo(json.dumps(value, indent=2))
+
+
+@portal_cli.command("create-api-key")
+@click.option("--business", "business_id", required=True, help="The business's public id.")
+@click.option("--mode", required=True, type=_MODE, help="The mode the key works in.")
+@click.option("--name", default="", help="A label to tell keys apart, such as 'billing backend'.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON: id, key, mode, business.")
+@with_appcontext
+def create_api_key(business_id: str, mode: str, name: str, as_json: bool) -> None:
+    """Create an API key for the HTTP API of one business and mode; print it once."""
+    business = _business(business_id)
+    raw, key = access.create_api_key(business, mode, name=name)
+    if as_json:
+        _echo_json({"id": key.public_id, "key": raw, "mode": mode, "business": business_id})
+        return
+    click.echo(f"Created API key {key.public_id} for {business.public_id} ({mode} mode):\n")
+    click.echo(f"    {raw}\n")
+    click.echo("Copy it now: it is stored hashed and will not be shown again.")
+
+
+@portal_cli.command("revoke-api-key")
+@click.argument("key_id")
+@with_appcontext
+def revoke_api_key(key_id: str) -> None:
+    """Revoke the API key KEY_ID (key_...): it stops working at once."""
+    if not access.revoke_api_key(key_id):
+        raise click.ClickException(f"No live API key with the id {key_id!r}.")
+    click.echo(f"Revoked API key {key_id}.")
+
+
+@portal_cli.command("invite")
+@click.argument("email")
+@click.option("--business", "business_id", required=True, help="The business's public id.")
+@click.option("--mode", type=_MODE, help="Default: CUSTOMER_PORTAL_DEFAULT_MODE.")
+@click.option("--send-email", is_flag=True, help="Also email a sign-in link to the customer.")
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Print JSON: customer_id, static_link, dynamic_link, expires_at.",
+)
+@with_appcontext
+def invite(email: str, business_id: str, mode: str | None, send_email: bool, as_json: bool) -> None:
+    """Print a customer's static link and a fresh single-use dynamic link (share invite)."""
+    customer = _customer(email, business_id, mode)
+    static_link = access.link_url(customer.business, customer.mode)
+    link = access.create_portal_session(customer, send_email=send_email)
+    expires_at = link.expires_at.isoformat(timespec="seconds")
+    if as_json:
+        _echo_json(
+            {
+                "customer_id": customer.public_id,
+                "static_link": static_link,
+                "dynamic_link": link.url,
+                "expires_at": expires_at,
+            }
+        )
+        return
+    click.echo(f"Customer {customer.email} ({customer.public_id}, {customer.mode} mode)\n")
+    click.echo("Static link (never expires; the customer types their email):")
+    click.echo(f"    {static_link}\n")
+    click.echo(f"Dynamic link (works once, until {expires_at}):")
+    click.echo(f"    {link.url}")
+    if send_email:
+        click.echo(f"\nA sign-in link is queued to be emailed to {customer.email}.")
+
+
+@portal_cli.command("revoke-sessions")
+@click.argument("email")
+@click.option("--business", "business_id", required=True, help="The business's public id.")
+@click.option("--mode", type=_MODE, help="Default: CUSTOMER_PORTAL_DEFAULT_MODE.")
+@with_appcontext
+def revoke_sessions(email: str, business_id: str, mode: str | None) -> None:
+    """Sign a customer out everywhere: end all their portal sessions on the server."""
+    customer = _customer(email, business_id, mode)
+    ended = access.revoke_sessions(customer)
+    click.echo(f"Ended {ended} session{'s' if ended != 1 else ''} of {customer.email}.")
+
+
+@portal_cli.command("send-mail")
+@with_appcontext
+def send_mail() -> None:
+    """Send the queued mail that is due, once (run it from cron with MAIL_DISPATCH "manual")."""
+    sent, failed = mail.send_due()
+    click.echo(f"Sent {sent} message{'s' if sent != 1 else ''}; {failed} failed.")
+    if failed:
+        click.echo("Failed messages are retried later; see the log for the reasons.")

