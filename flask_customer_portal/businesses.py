@@ -19,7 +19,17 @@ _COLOR = re.compile(r"^#[0-9a-fA-F]{6}$")
 _LOGO_MAGIC = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff")
 MAX_LOGO_BYTES = 512 * 1024
 
-_FIELDS = ("name", "support_email", "address", "tax_id", "logo", "brand_color", "default_locale")
+_FIELDS = (
+    "name",
+    "support_email",
+    "address",
+    "tax_id",
+    "logo",
+    "brand_color",
+    "default_locale",
+    "cancel_at_period_end",
+    "cancel_now",
+)
 
 
 def create_business(
@@ -36,10 +46,13 @@ def create_business(
     :param invoice_prefix: printed before invoice numbers (``ACME-000001``);
         derived from the name when not given.
     :param details: ``support_email``, ``address``, ``tax_id``, ``logo`` (PNG or
-        JPEG bytes), ``brand_color`` (``#rrggbb``), ``default_locale``.
+        JPEG bytes), ``brand_color`` (``#rrggbb``), ``default_locale``, and
+        which ways of cancelling customers are offered: ``cancel_at_period_end``
+        and ``cancel_now`` (both ``True`` by default; at least one must stay).
     """
     fields = _clean({"name": name, **details})
     fields.setdefault("default_locale", config_value("DEFAULT_LOCALE"))
+    _check_cancel_options(fields)
     if public_id is not None:
         if not isinstance(public_id, str) or not _PUBLIC_ID.match(public_id):
             raise ValidationError("public_id", "use 2-40 lower-case letters, digits, '-' or '_'")
@@ -60,6 +73,11 @@ def create_business(
 def update_business(business: Business, **changes: Any) -> Business:
     """Change a business's details (the keyword arguments of :func:`create_business`)."""
     fields = _clean(changes, partial=True)
+    current = {
+        "cancel_at_period_end": business.cancel_at_period_end,
+        "cancel_now": business.cancel_now,
+    }
+    _check_cancel_options(current | fields)
     with unit_of_work():
         for key, value in fields.items():
             setattr(business, key, value)
@@ -69,6 +87,11 @@ def update_business(business: Business, **changes: Any) -> Business:
 def get_business(public_id: str) -> Business | None:
     """Return the business with this public id, or ``None``."""
     return db_session().scalar(select(Business).filter_by(public_id=public_id))
+
+
+def _check_cancel_options(fields: dict[str, Any]) -> None:
+    if not (fields.get("cancel_at_period_end", True) or fields.get("cancel_now", True)):
+        raise ValidationError("cancel_now", "offer at least one way of cancelling")
 
 
 def _clean(values: dict[str, Any], *, partial: bool = False) -> dict[str, Any]:
@@ -89,6 +112,11 @@ def _clean(values: dict[str, Any], *, partial: bool = False) -> dict[str, Any]:
         fields["brand_color"] = values["brand_color"].lower()
     if values.get("logo") is not None:
         fields["logo"] = _logo(values["logo"])
+    for key in ("cancel_at_period_end", "cancel_now"):
+        if key in values:
+            if not isinstance(values[key], bool):
+                raise ValidationError(key, "must be True or False")
+            fields[key] = values[key]
     if values.get("default_locale") is not None:
         fields["default_locale"] = locale("default_locale", values["default_locale"])
     return fields

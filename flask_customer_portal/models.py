@@ -71,6 +71,7 @@ class Business(Base):
         CheckConstraint(
             "invoice_counter_live >= 0 AND invoice_counter_test >= 0", name="invoice_counters"
         ),
+        CheckConstraint("cancel_at_period_end OR cancel_now", name="cancel_options"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -87,6 +88,9 @@ class Business(Base):
     # in the live sequence.
     invoice_counter_live: Mapped[int] = mapped_column(Integer, default=0)
     invoice_counter_test: Mapped[int] = mapped_column(Integer, default=0)
+    # Which ways of cancelling the portal offers (at least one).
+    cancel_at_period_end: Mapped[bool] = mapped_column(Boolean, default=True)
+    cancel_now: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = _created_at()
 
     def snapshot(self) -> dict[str, Any]:
@@ -372,6 +376,8 @@ class LoginLink(Base):
     mode: Mapped[str] = mapped_column(String(4))
     customer_id: Mapped[int] = mapped_column(ForeignKey("portal_customers.id"), index=True)
     return_url: Mapped[str | None] = mapped_column(String(2000))
+    # For an "email_change" link: the address that becomes the customer's.
+    new_email: Mapped[str | None] = mapped_column(String(254))
     created_at: Mapped[datetime] = _created_at()
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
     used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

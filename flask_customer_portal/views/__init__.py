@@ -31,6 +31,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.local import LocalProxy
 from wtforms.validators import ValidationError as CSRFValidationError
 
+from .. import formatting, signals
 from ..access import load_session
 from ..config import config_value
 from ..models import Customer, PortalSession
@@ -92,6 +93,11 @@ def sign_in(token: str, portal_session: PortalSession, *, clear: bool = True) ->
     session[SESSION_TOKEN] = token
     session[SESSION_HOME] = [portal_session.customer.business.public_id, portal_session.mode]
     g.customer_portal_session = portal_session
+    signals.customer_signed_in.send(
+        current_app._get_current_object(),  # type: ignore[attr-defined]
+        customer=portal_session.customer,
+        method="link" if clear else "host",
+    )
 
 
 def csp_nonce() -> str:
@@ -132,13 +138,25 @@ def _security_headers(response: Response) -> Response:
 
 def _context() -> dict[str, Any]:
     portal_session = current_portal_session() if SESSION_TOKEN in session else None
+    customer = portal_session.customer if portal_session else None
+    locale = formatting.locale_of(customer) if customer else config_value("DEFAULT_LOCALE")
     return {
         "csrf_token": generate_csrf,
         "csp_nonce": csp_nonce,
-        "current_customer": portal_session.customer if portal_session else None,
+        "current_customer": customer,
         "portal_session": portal_session,
         "portal_prefix": config_value("URL_PREFIX"),
+        "locale": locale,
+        "money": lambda amount, currency: formatting.money(amount, currency, locale),
+        "format_date": lambda moment, style="medium": formatting.date(moment, locale, style),
     }
+
+
+def signed_in_customer() -> Customer:
+    """Return the signed-in customer inside a :func:`customer_required` view."""
+    portal_session = current_portal_session()
+    assert portal_session is not None, "use customer_required"
+    return portal_session.customer
 
 
 def _error_page(error: HTTPException) -> tuple[str, int]:
@@ -156,7 +174,7 @@ def _error_page(error: HTTPException) -> tuple[str, int]:
 
 def create_blueprint(state: Any, portal: Any) -> Blueprint:
     """Build the portal's blueprint for one app, with that app's rate limits."""
-    from . import access, overview
+    from . import access, billing, licenses, overview, profile, subscriptions
 
     blueprint = Blueprint(
         "customer_portal",
@@ -170,7 +188,8 @@ def create_blueprint(state: Any, portal: Any) -> Blueprint:
     blueprint.context_processor(_context)
     blueprint.register_error_handler(HTTPException, _error_page)
     access.register(blueprint, state.limiter, bridge=state.host_customer is not None)
-    overview.register(blueprint)
+    for pages in (overview, billing, subscriptions, licenses, profile):
+        pages.register(blueprint)
     return blueprint
 
 

@@ -63,6 +63,7 @@ def upgrade() -> None:
     sa.Column('mode', sa.String(length=4), nullable=False),
     sa.Column('customer_id', sa.Integer(), nullable=False),
     sa.Column('return_url', sa.String(length=2000), nullable=True),
+    sa.Column('new_email', sa.String(length=254), nullable=True),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('expires_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('used_at', sa.DateTime(timezone=True), nullable=True),

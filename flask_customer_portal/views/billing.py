@@ -1,0 +1,19 @@
+"""Pages: billing history, invoices and their PDFs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, render_template
+
+from . import customer_required, signed_in_customer
+
+
+def register(blueprint: Blueprint) -> None:
+    """Add these pages to ``blueprint``."""
+    blueprint.add_url_rule("/billing", "billing", customer_required(billing))
+
+
+def billing() -> Any:
+    """Placeholder until the page lands."""
+    return render_template("customer_portal/overview.html", customer=signed_in_customer())
