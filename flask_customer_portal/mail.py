@@ -128,36 +128,41 @@ def _send_one(session: Session, message_id: int, now: datetime) -> str:
         return "skipped"
     message = session.get(OutboxMessage, message_id)
     assert message is not None
-    composed = COMPOSERS[message.kind](message)
-    if composed is None:
-        message.status, message.sent_at = "dropped", utcnow()
-        session.commit()
-        return "dropped"
-    # Anything the composer wrote (a sign-in link) lands before the mail leaves.
-    session.commit()
     try:
+        composed = COMPOSERS[message.kind](message)
+        if composed is None:
+            message.status, message.sent_at = "dropped", utcnow()
+            session.commit()
+            return "dropped"
+        # Anything the composer wrote (a sign-in link) lands before the mail leaves.
+        session.commit()
         _state().backend.send(message.recipient, composed)
-        message.status, message.sent_at, message.last_error = "sent", utcnow(), None
-    except (OSError, smtplib.SMTPException) as error:
+    except Exception as error:  # whatever failed, the message is retried later
         session.rollback()
-        message = session.get(OutboxMessage, message_id)
-        assert message is not None
-        message.last_error = f"{type(error).__name__}: {error}"[:500]
-        if message.attempts >= config_value("MAIL_MAX_ATTEMPTS"):
-            message.status = "failed"
-        else:
-            message.next_attempt_at = utcnow() + min(
-                timedelta(seconds=30 * 2 ** (message.attempts - 1)), MAX_BACKOFF
-            )
-        current_app.logger.warning(
-            "mail %s to %s failed (attempt %s): %s",
-            message.id,
-            message.recipient,
-            message.attempts,
-            message.last_error,
-        )
+        _record_failure(session, message_id, error)
+        return "failed"
+    message.status, message.sent_at, message.last_error = "sent", utcnow(), None
     session.commit()
-    return message.status if message.status != "pending" else "failed"
+    return "sent"
+
+
+def _record_failure(session: Session, message_id: int, error: Exception) -> None:
+    message = session.get(OutboxMessage, message_id)
+    assert message is not None
+    message.last_error = f"{type(error).__name__}: {error}"[:500]
+    if message.attempts >= config_value("MAIL_MAX_ATTEMPTS"):
+        message.status = "failed"
+    else:
+        backoff = timedelta(seconds=30 * 2 ** (message.attempts - 1))
+        message.next_attempt_at = utcnow() + min(backoff, MAX_BACKOFF)
+    current_app.logger.warning(
+        "mail %s to %s failed (attempt %s): %s",
+        message.id,
+        message.recipient,
+        message.attempts,
+        message.last_error,
+    )
+    session.commit()
 
 
 # -- Back-ends -----------------------------------------------------------------------
@@ -188,10 +193,14 @@ class _TimeoutConnection(Connection):
             host = smtplib.SMTP_SSL(mail.server, mail.port, timeout=timeout)
         else:
             host = smtplib.SMTP(mail.server, mail.port, timeout=timeout)
-        if mail.use_tls:
-            host.starttls()
-        if mail.username and mail.password:
-            host.login(mail.username, mail.password)
+        try:
+            if mail.use_tls:
+                host.starttls()
+            if mail.username and mail.password:
+                host.login(mail.username, mail.password)
+        except BaseException:
+            host.close()
+            raise
         return host
 
 
@@ -220,11 +229,15 @@ class Dispatcher:
     def __init__(self, app: Flask) -> None:
         self.app = app
         self.wake = threading.Event()
+        self.stopping = threading.Event()
         self.thread: threading.Thread | None = None
         self.lock = threading.Lock()
 
     def kick(self) -> None:
+        """Make the thread look at the outbox now (starting it if need be)."""
         with self.lock:
+            if self.stopping.is_set():
+                return
             if self.thread is None or not self.thread.is_alive():
                 self.thread = threading.Thread(
                     target=self._run, name="customer-portal-mail", daemon=True
@@ -232,10 +245,19 @@ class Dispatcher:
                 self.thread.start()
         self.wake.set()
 
+    def stop(self, timeout: float = 10) -> None:
+        """Stop the thread after the message it is sending, if any."""
+        self.stopping.set()
+        self.wake.set()
+        if self.thread is not None:
+            self.thread.join(timeout)
+
     def _run(self) -> None:
-        while True:
+        while not self.stopping.is_set():
             self.wake.wait(timeout=30)
             self.wake.clear()
+            if self.stopping.is_set():
+                break
             with self.app.app_context():
                 try:
                     send_due()
@@ -252,16 +274,25 @@ def init_mail(app: Flask) -> tuple[SMTPBackend | LocalBackend, Dispatcher | None
     return backend, dispatcher
 
 
+_WAKE = "customer_portal_mail"
+
+
 def _dispatch_after_commit(session: Session) -> None:
     dispatcher = _state().dispatcher
-    if dispatcher is not None and not event.contains(session, "after_commit", _kick):
-        event.listen(session, "after_commit", _kick, once=True)
+    if dispatcher is not None:
+        session.info[_WAKE] = dispatcher
 
 
+@event.listens_for(Session, "after_commit")
 def _kick(session: Session) -> None:
-    dispatcher = _state().dispatcher
+    dispatcher = session.info.pop(_WAKE, None)
     if dispatcher is not None:
         dispatcher.kick()
+
+
+@event.listens_for(Session, "after_rollback")
+def _forget(session: Session) -> None:
+    session.info.pop(_WAKE, None)
 
 
 def _state() -> Any:

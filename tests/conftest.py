@@ -153,7 +153,10 @@ def app_factory(tmp_path: Path) -> Iterator[Callable[..., Flask]]:
 
     yield factory
     for made in apps:
-        made.extensions["customer_portal"].engine.dispose()
+        state = made.extensions["customer_portal"]
+        if state.dispatcher is not None:
+            state.dispatcher.stop()
+        state.engine.dispose()
 
 
 @pytest.fixture

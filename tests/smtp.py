@@ -93,10 +93,6 @@ class SMTPServer:
         with self.inbox._lock:
             return list(self.inbox.received)
 
-    @property
-    def running(self) -> bool:
-        return self._controller is not None
-
     def start(self) -> None:
         """Start listening (again) on the same port."""
         if self._controller is None:
