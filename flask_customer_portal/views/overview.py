@@ -6,7 +6,8 @@ from typing import Any
 
 from flask import Blueprint, render_template
 
-from . import current_portal_session, customer_required
+from ..summary import account_summary
+from . import customer_required, signed_in_customer
 
 
 def register(blueprint: Blueprint) -> None:
@@ -15,7 +16,8 @@ def register(blueprint: Blueprint) -> None:
 
 
 def overview() -> Any:
-    """Who is signed in, and the way back to the merchant's site."""
-    portal_session = current_portal_session()
-    assert portal_session is not None
-    return render_template("customer_portal/overview.html", customer=portal_session.customer)
+    """Plans, what needs attention first, the latest invoices, and the way back."""
+    customer = signed_in_customer()
+    return render_template(
+        "customer_portal/overview.html", customer=customer, summary=account_summary(customer)
+    )
