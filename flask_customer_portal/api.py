@@ -37,6 +37,7 @@ from werkzeug.exceptions import (
     UnsupportedMediaType,
 )
 from werkzeug.http import HTTP_STATUS_CODES
+from werkzeug.routing import PathConverter
 
 from . import access
 from .config import config_value
@@ -69,9 +70,18 @@ class InvalidRequest(BadRequest):
         self.errors = errors
 
 
+class _AnyPath(PathConverter):
+    # Werkzeug's path converter stops at a newline; a %0A in a path must still
+    # land on the catch-all below (and get a JSON 404), not on the host's 404 page.
+    regex = "[^/](?s:.*?)"
+
+
 def create_blueprint(state: Any) -> Blueprint:
     """Build the API blueprint for one app, with that app's rate limiter (T9)."""
     blueprint = Blueprint(NAME, __name__)
+    blueprint.record_once(
+        lambda setup: setup.app.url_map.converters.setdefault("portal_any_path", _AnyPath)
+    )
     per_key = state.limiter.limit(lambda: config_value("API_RATE_LIMIT"), key_func=_rate_limit_key)
     blueprint.add_url_rule(
         "/customers/<customer_id>/customer-portal/session",
@@ -89,7 +99,7 @@ def create_blueprint(state: Any) -> Blueprint:
     blueprint.add_url_rule(
         "/", "unrouted", unrouted, defaults={"path": ""}, strict_slashes=False, methods=every
     )
-    blueprint.add_url_rule("/<path:path>", "unrouted", unrouted, methods=every)
+    blueprint.add_url_rule("/<portal_any_path:path>", "unrouted", unrouted, methods=every)
 
     blueprint.before_request(_cap_body)
     blueprint.after_request(_no_store)
