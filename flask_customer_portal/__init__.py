@@ -26,7 +26,13 @@ from .errors import ConfigurationError, CustomerPortalError, InvalidTransition, 
 from .extension import CustomerPortal
 from .licenses import issue_license_key
 from .mail import local_messages
-from .subscriptions import start_subscription, transition
+from .subscriptions import (
+    cancel_subscription,
+    end_due_cancellations,
+    start_subscription,
+    transition,
+    undo_cancellation,
+)
 from .views import current_customer
 
 __version__ = _version("flask-customer-portal")
@@ -43,9 +49,11 @@ __all__ = [
     "CustomerPortalError",
     "InvalidTransition",
     "ValidationError",
+    "cancel_subscription",
     "create_business",
     "current_customer",
     "find_customer",
+    "end_due_cancellations",
     "get_business",
     "get_customer",
     "issue_invoice",
@@ -57,6 +65,7 @@ __all__ = [
     "record_refund",
     "start_subscription",
     "transition",
+    "undo_cancellation",
     "update_business",
     "upsert_customer",
     "void_invoice",

@@ -8,7 +8,7 @@ from typing import Any
 import click
 from flask.cli import with_appcontext
 
-from . import access, mail, migrate
+from . import access, mail, migrate, subscriptions
 from .businesses import get_business
 from .config import MODES, config_value
 from .customers import find_customer
@@ -164,3 +164,11 @@ def send_mail() -> None:
     click.echo(f"Sent {sent} message{'s' if sent != 1 else ''}; {failed} failed.")
     if failed:
         click.echo("Failed messages are retried later; see the log for the reasons.")
+
+
+@portal_cli.command("end-cancellations")
+@with_appcontext
+def end_cancellations() -> None:
+    """End the subscriptions whose cancellation at the end of the period has come (cron)."""
+    ended = subscriptions.end_due_cancellations()
+    click.echo(f"Ended {ended} subscription{'s' if ended != 1 else ''}.")

@@ -233,3 +233,17 @@ def test_send_mail_reports_failures(
     assert "Sent 0 messages; 1 failed." in result.output
     message = session.scalars(sa.select(m.OutboxMessage)).one()
     assert (message.status, message.attempts) == ("pending", 1)
+
+
+def test_end_cancellations_ends_what_is_due(app: Flask, subscription: m.Subscription) -> None:
+    """A cron's `flask portal end-cancellations` ends plans cancelled at period end."""
+    import time_machine
+
+    portal.cancel_subscription(subscription, at_period_end=True)
+    runner = app.test_cli_runner()
+    assert "Ended 0 subscriptions." in runner.invoke(args=["portal", "end-cancellations"]).output
+    with time_machine.travel(subscription.current_period_end + timedelta(seconds=1)):
+        result = runner.invoke(args=["portal", "end-cancellations"])
+    assert "Ended 1 subscription." in result.output
+    app.extensions["customer_portal"].session.refresh(subscription)
+    assert subscription.status == "cancelled"
