@@ -25,6 +25,7 @@ import time
 from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, request
+from flask.blueprints import BlueprintSetupState
 from flask_limiter.util import get_remote_address
 from werkzeug.datastructures import WWWAuthenticate
 from werkzeug.exceptions import (
@@ -76,12 +77,14 @@ class _AnyPath(PathConverter):
     regex = "[^/](?s:.*?)"
 
 
+def _add_converter(setup: BlueprintSetupState) -> None:
+    setup.app.url_map.converters.setdefault("portal_any_path", _AnyPath)
+
+
 def create_blueprint(state: Any) -> Blueprint:
     """Build the API blueprint for one app, with that app's rate limiter (T9)."""
     blueprint = Blueprint(NAME, __name__)
-    blueprint.record_once(
-        lambda setup: setup.app.url_map.converters.setdefault("portal_any_path", _AnyPath)
-    )
+    blueprint.record_once(_add_converter)
     per_key = state.limiter.limit(lambda: config_value("API_RATE_LIMIT"), key_func=_rate_limit_key)
     blueprint.add_url_rule(
         "/customers/<customer_id>/customer-portal/session",
