@@ -24,6 +24,7 @@ from .businesses import create_business, get_business, update_business
 from .customers import find_customer, get_customer, upsert_customer
 from .errors import ConfigurationError, CustomerPortalError, InvalidTransition, ValidationError
 from .extension import CustomerPortal
+from .invoices import InvoiceRenderer, ReportlabInvoiceRenderer
 from .licenses import issue_license_key
 from .mail import local_messages
 from .subscriptions import (
@@ -39,6 +40,7 @@ __version__ = _version("flask-customer-portal")
 
 __all__ = [
     "PortalLink",
+    "ReportlabInvoiceRenderer",
     "create_api_key",
     "create_portal_session",
     "revoke_api_key",
@@ -48,6 +50,7 @@ __all__ = [
     "CustomerPortal",
     "CustomerPortalError",
     "InvalidTransition",
+    "InvoiceRenderer",
     "ValidationError",
     "cancel_subscription",
     "create_business",

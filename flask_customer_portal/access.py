@@ -32,6 +32,9 @@ from .models import (
     PortalSession,
 )
 
+#: The purpose of links that confirm a new email address (sign-in pages refuse them).
+EMAIL_CHANGE = ("email_change",)
+
 
 def new_token() -> str:
     """Return a fresh URL-safe secret of 256 bits."""
@@ -76,13 +79,21 @@ def create_portal_session(
     return link
 
 
-def new_link(customer: Customer, purpose: str, *, return_url: str | None = None) -> PortalLink:
-    """Add a single-use sign-in link for ``customer``; don't commit.
+def new_link(
+    customer: Customer,
+    purpose: str,
+    *,
+    return_url: str | None = None,
+    new_email: str | None = None,
+) -> PortalLink:
+    """Add a single-use link for ``customer``; don't commit.
 
-    :param purpose: ``"email_login"`` (lives ``LOGIN_LINK_TTL``) or
-        ``"portal_session"`` (lives ``SESSION_LINK_TTL``).
+    :param purpose: ``"email_login"`` (lives ``LOGIN_LINK_TTL``),
+        ``"portal_session"`` (lives ``SESSION_LINK_TTL``) or ``"email_change"``
+        (lives ``LOGIN_LINK_TTL``; confirms ``new_email`` as the customer's address).
     """
-    ttl = config_value("LOGIN_LINK_TTL" if purpose == "email_login" else "SESSION_LINK_TTL")
+    emailed = purpose in ("email_login", "email_change")
+    ttl = config_value("LOGIN_LINK_TTL" if emailed else "SESSION_LINK_TTL")
     token, now = new_token(), utcnow()
     link = LoginLink(
         token_hash=hash_token(token),
@@ -91,11 +102,16 @@ def new_link(customer: Customer, purpose: str, *, return_url: str | None = None)
         mode=customer.mode,
         customer_id=customer.id,
         return_url=return_url,
+        new_email=new_email,
         created_at=now,
         expires_at=now + timedelta(seconds=ttl),
     )
     db_session().add(link)
-    return PortalLink(link_url(customer.business, customer.mode, token), link.expires_at)
+    if purpose == "email_change":
+        url = email_change_url(customer.business, customer.mode, token)
+    else:
+        url = link_url(customer.business, customer.mode, token)
+    return PortalLink(url, link.expires_at)
 
 
 def link_is_valid(business: Business, mode: str, token: str) -> bool:
@@ -129,11 +145,15 @@ def redeem_link(business: Business, mode: str, token: str) -> tuple[str, PortalS
 
 
 def _usable(
-    business: Business, mode: str, token: str, now: datetime
+    business: Business,
+    mode: str,
+    token: str,
+    now: datetime,
+    purposes: tuple[str, ...] = SIGN_IN_PURPOSES,
 ) -> tuple[ColumnElement[bool], ...]:
     return (
         LoginLink.token_hash == hash_token(token),
-        LoginLink.purpose.in_(SIGN_IN_PURPOSES),
+        LoginLink.purpose.in_(purposes),
         LoginLink.business_id == business.id,
         LoginLink.mode == mode,
         LoginLink.used_at.is_(None),
@@ -141,11 +161,15 @@ def _usable(
     )
 
 
-def revoke_links(customer: Customer) -> int:
-    """Make every unused link of ``customer`` unusable; don't commit. Returns how many."""
+def revoke_links(customer: Customer, *, purpose: str | None = None) -> int:
+    """Make every unused link of ``customer`` unusable; don't commit. Returns how many.
+
+    :param purpose: revoke only the links of this purpose.
+    """
+    only = () if purpose is None else (LoginLink.purpose == purpose,)
     result = db_session().execute(
         update(LoginLink)
-        .where(LoginLink.customer_id == customer.id, LoginLink.used_at.is_(None))
+        .where(LoginLink.customer_id == customer.id, LoginLink.used_at.is_(None), *only)
         .values(used_at=utcnow())
         .execution_options(synchronize_session=False)
     )
@@ -157,14 +181,49 @@ def link_url(business: Business, mode: str, token: str | None = None) -> str:
 
     Always built from ``CUSTOMER_PORTAL_EXTERNAL_URL``, never from the request's Host.
     """
+    return _external_url(mode, f"/login/{business.public_id}" + (f"/{token}" if token else ""))
+
+
+def email_change_url(business: Business, mode: str, token: str) -> str:
+    """Return the absolute link that confirms a new email address (from ``EXTERNAL_URL``)."""
+    return _external_url(mode, f"/profile/email/{business.public_id}/{token}")
+
+
+def _external_url(mode: str, path: str) -> str:
     base = config_value("EXTERNAL_URL")
     if base is None:
         from .errors import ConfigurationError
 
         raise ConfigurationError("set CUSTOMER_PORTAL_EXTERNAL_URL to build links")
-    path = config_value("URL_PREFIX") + ("/test" if mode == "test" else "")
-    path += f"/login/{business.public_id}"
-    return base + path + (f"/{token}" if token else "")
+    return base + config_value("URL_PREFIX") + ("/test" if mode == "test" else "") + path
+
+
+def pending_email_change(business: Business, mode: str, token: str) -> str | None:
+    """Return the address an email-change link would confirm now, without using it."""
+    return db_session().scalar(
+        select(LoginLink.new_email).where(*_usable(business, mode, token, utcnow(), EMAIL_CHANGE))
+    )
+
+
+def redeem_email_change(business: Business, mode: str, token: str) -> tuple[Customer, str] | None:
+    """Use an email-change link once; don't commit.
+
+    Returns the customer and the address the link confirms, or ``None`` if the
+    link is unknown, used, expired, or belongs to another business or mode.
+    """
+    now, session = utcnow(), db_session()
+    row = session.execute(
+        update(LoginLink)
+        .where(*_usable(business, mode, token, now, EMAIL_CHANGE))
+        .values(used_at=now)
+        .returning(LoginLink.customer_id, LoginLink.new_email)
+        .execution_options(synchronize_session=False)
+    ).first()
+    if row is None or row.new_email is None:
+        return None
+    customer = session.get(Customer, row.customer_id)
+    assert customer is not None
+    return customer, row.new_email
 
 
 def check_return_url(url: str | None) -> str | None:

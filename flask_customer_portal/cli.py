@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 import click
+from flask import current_app
 from flask.cli import with_appcontext
 
 from . import access, mail, migrate, subscriptions
@@ -75,6 +76,15 @@ def _customer(email: str, business_id: str, mode: str | None) -> Customer:
     return customer
 
 
+def _send_now() -> None:
+    # A command ends in a moment: send here rather than leave the mail to a
+    # background thread that would die with the process.
+    mail.send_due()
+    dispatcher = current_app.extensions["customer_portal"].dispatcher
+    if dispatcher is not None:
+        dispatcher.stop()
+
+
 def _echo_json(value: dict[str, Any]) -> None:
     click.echo(json.dumps(value, indent=2))
 
@@ -124,6 +134,8 @@ def invite(email: str, business_id: str, mode: str | None, send_email: bool, as_
     customer = _customer(email, business_id, mode)
     static_link = access.link_url(customer.business, customer.mode)
     link = access.create_portal_session(customer, send_email=send_email)
+    if send_email:
+        _send_now()
     expires_at = link.expires_at.isoformat(timespec="seconds")
     if as_json:
         _echo_json(
@@ -141,7 +153,7 @@ def invite(email: str, business_id: str, mode: str | None, send_email: bool, as_
     click.echo(f"Dynamic link (works once, until {expires_at}):")
     click.echo(f"    {link.url}")
     if send_email:
-        click.echo(f"\nA sign-in link is queued to be emailed to {customer.email}.")
+        click.echo(f"\nA sign-in link of its own was emailed to {customer.email}.")
 
 
 @portal_cli.command("revoke-sessions")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 from typing import Any
+from urllib.parse import urlsplit
 
 from babel import Locale, UnknownLocaleError
 from flask import Flask, current_app
@@ -127,16 +128,36 @@ def check(app: Flask) -> None:
     ):
         if app.config[PREFIX + name] not in choices:
             raise ConfigurationError(f"{PREFIX}{name} must be one of {', '.join(choices)}")
-    for name in ("LOGIN_LINK_TTL", "SESSION_LINK_TTL", "SESSION_LIFETIME", "SESSION_IDLE_TIMEOUT"):
+    for name in (
+        "LOGIN_LINK_TTL",
+        "SESSION_LINK_TTL",
+        "SESSION_LIFETIME",
+        "SESSION_IDLE_TIMEOUT",
+        "RECENT_SIGN_IN",
+    ):
         if app.config[PREFIX + name] <= 0:
             raise ConfigurationError(f"{PREFIX}{name} must be a positive number of seconds")
-    url = app.config[PREFIX + "EXTERNAL_URL"]
-    if url is not None and (not url.startswith(("https://", "http://")) or url.endswith("/")):
-        raise ConfigurationError(
-            f"{PREFIX}EXTERNAL_URL must be like https://shop.example.com (no trailing '/')"
-        )
+    for name, url in [("EXTERNAL_URL", app.config[PREFIX + "EXTERNAL_URL"])] + [
+        ("RETURN_URL_ORIGINS", origin) for origin in app.config[PREFIX + "RETURN_URL_ORIGINS"]
+    ]:
+        if url is not None and not _is_origin(url):
+            raise ConfigurationError(
+                f"{PREFIX}{name} must be an origin like https://shop.example.com "
+                f"(a scheme and a host, no path, no trailing '/'): {url!r}"
+            )
     if not (app.debug or app.testing):
         _check_production(app)
+
+
+def _is_origin(url: object) -> bool:
+    if not isinstance(url, str):
+        return False
+    parts = urlsplit(url)
+    return (
+        parts.scheme in ("http", "https")
+        and bool(parts.hostname)
+        and f"{parts.scheme}://{parts.netloc}" == url
+    )
 
 
 def _check_production(app: Flask) -> None:
@@ -154,6 +175,10 @@ def _check_production(app: Flask) -> None:
         )
     if app.config[PREFIX + "MAIL_BACKEND"] == "local":
         raise ConfigurationError(f"{PREFIX}MAIL_BACKEND 'local' is for development only")
+    if not app.config.get("MAIL_DEFAULT_SENDER"):
+        raise ConfigurationError(
+            "MAIL_DEFAULT_SENDER must be set: the portal mails sign-in links from it"
+        )
 
 
 def config_value(name: str, app: Flask | None = None) -> Any:

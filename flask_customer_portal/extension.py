@@ -13,7 +13,7 @@ from flask_limiter.util import get_remote_address
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, scoped_session, sessionmaker
 
-from . import config, mail
+from . import config, invoices, mail
 from .errors import ConfigurationError
 
 EXTENSION_KEY = "customer_portal"
@@ -21,6 +21,9 @@ EXTENSION_KEY = "customer_portal"
 
 class PortalState:
     """What the portal keeps per app, in ``app.extensions["customer_portal"]``."""
+
+    #: Renders invoice downloads; set by :meth:`CustomerPortal.init_app`.
+    invoice_renderer: invoices.InvoiceRenderer
 
     def __init__(self, app: Flask, *, db: Any, provider: Any) -> None:
         self.db = db
@@ -89,6 +92,9 @@ class CustomerPortal:
         Flask-Login ``current_user`` that returns the portal
         :class:`~.models.Customer` it is, or ``None``. Without it the bridge
         page is not registered.
+    :param invoice_renderer: renders invoice downloads: an instance or a class
+        (built with no arguments) implementing
+        :class:`~.invoices.InvoiceRenderer`; the reportlab PDF renderer by default.
     :param register_blueprint: ``False`` to register none of the portal's
         views (mount your own around the domain functions).
     """
@@ -101,12 +107,14 @@ class CustomerPortal:
         provider: Any = None,
         staff_decorator: Callable[[Callable[..., Any]], Callable[..., Any]] | None = None,
         host_customer: Callable[[Any], Any] | None = None,
+        invoice_renderer: Any = None,
         register_blueprint: bool = True,
     ) -> None:
         self.db = db
         self.provider = provider
         self.staff_decorator = staff_decorator
         self.host_customer = host_customer
+        self.invoice_renderer = invoice_renderer
         self.register_blueprint = register_blueprint
         if app is not None:
             self.init_app(app)
@@ -119,8 +127,10 @@ class CustomerPortal:
             )
         config.apply_defaults(app)
         _secure_cookie_defaults(app)
+        renderer = invoices.make_renderer(self.invoice_renderer)
         state = PortalState(app, db=self.db, provider=self.provider)
         state.host_customer = self.host_customer
+        state.invoice_renderer = renderer
         app.extensions[EXTENSION_KEY] = state
 
         from .cli import portal_cli

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import secrets
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import select
 
 from . import validation as v
-from .db import unit_of_work
+from .db import db_session, unit_of_work, utcnow
 from .errors import ValidationError
 from .models import LICENSE_STATUSES, Customer, LicenseKey, Subscription
 
@@ -66,3 +67,44 @@ def generate_key() -> str:
     """Return a random, readable key in five groups of five (no 0/O, 1/I look-alikes)."""
     chars = "".join(secrets.choice(_KEY_ALPHABET) for _ in range(25))
     return "-".join(chars[i : i + 5] for i in range(0, 25, 5))
+
+
+@dataclass(frozen=True)
+class KeyListing:
+    """A license key as its owner sees it on the portal."""
+
+    key: LicenseKey
+    #: The key with all but its ends hidden, for the screen until revealed.
+    masked: str
+    #: Whether its expiry date has passed.
+    expired: bool
+    #: The status to show: an active key past its expiry reads ``"expired"``.
+    status: str
+
+
+def customer_license_keys(customer: Customer) -> list[KeyListing]:
+    """Return every license key of ``customer``, newest first, in one query."""
+    now = utcnow()
+    keys = db_session().scalars(
+        select(LicenseKey)
+        .filter_by(customer_id=customer.id)
+        .order_by(LicenseKey.created_at.desc(), LicenseKey.id.desc())
+    )
+    listings = []
+    for key in keys:
+        expired = key.expires_at is not None and key.expires_at <= now
+        status = "expired" if expired and key.status == "active" else key.status
+        listings.append(KeyListing(key, mask_key(key.key), expired, status))
+    return listings
+
+
+def mask_key(key: str) -> str:
+    """Hide a key but its ends: ``ABCDE-•••••-•••••-•••••-VWXYZ``; dashes stay.
+
+    A key in three or more groups keeps its first and last group (when they are
+    at most half of it); any other keeps its last four characters.
+    """
+    groups = key.split("-")
+    if len(groups) >= 3 and len(groups[0]) + len(groups[-1]) <= len(key) // 2:
+        return "-".join([groups[0], *("•" * len(group) for group in groups[1:-1]), groups[-1]])
+    return "".join(c if c == "-" or i >= len(key) - 4 else "•" for i, c in enumerate(key))

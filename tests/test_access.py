@@ -315,6 +315,7 @@ def test_the_session_cookie_is_secure_outside_debug(tmp_path) -> None:
         SECRET_KEY="s",
         CUSTOMER_PORTAL_EXTERNAL_URL="https://shop.example.com",
         CUSTOMER_PORTAL_RATELIMIT_STORAGE_URI="redis://127.0.0.1:6379",
+        MAIL_DEFAULT_SENDER="billing@shop.example.com",
     )
     portal.CustomerPortal(app)
     assert app.config["SESSION_COOKIE_SECURE"] is True

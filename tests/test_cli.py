@@ -126,21 +126,31 @@ def test_invite_prints_a_static_and_a_dynamic_link(
     assert "works once" in text.output
 
 
-def test_invite_send_email_queues_the_mail(
-    app: Flask, customer: m.Customer, session: Session
+def test_invite_send_email_mails_a_link_of_its_own(
+    app_factory: Callable[..., Flask], database_url: str
 ) -> None:
-    """M1: --send-email queues one portal_link message; no link waits in the outbox."""
+    """M1: --send-email mails before the command ends; no link waits in the outbox."""
+    app = app_factory(
+        database_url, CUSTOMER_PORTAL_MAIL_BACKEND="local", CUSTOMER_PORTAL_MAIL_DISPATCH="thread"
+    )
+    with app.app_context():
+        portal.upsert_customer(portal.create_business("Acme", public_id="acme"), "ana@example.com")
     result = run(app, "invite", "ana@example.com", "--business", "acme", "--send-email")
     assert result.exit_code == 0, result.output
-    assert "queued to be emailed to ana@example.com" in result.output
-    message = session.scalars(sa.select(m.OutboxMessage)).one()
-    assert (message.kind, message.recipient, message.status) == (
-        "portal_link",
-        "ana@example.com",
-        "pending",
-    )
+    assert "A sign-in link of its own was emailed to ana@example.com." in result.output
+    with app.app_context():
+        message = (
+            app.extensions["customer_portal"].session.scalars(sa.select(m.OutboxMessage)).one()
+        )
+        assert (message.kind, message.recipient, message.status) == (
+            "portal_link",
+            "ana@example.com",
+            "sent",
+        )
+        (mailed,) = mail.local_messages()
     token = re.search(r"/login/acme/(\S+)", result.output)
     assert token and token.group(1) not in json.dumps(message.params)
+    assert "/portal/test/login/acme/" in mailed["text"] and token.group(1) not in mailed["text"]
 
 
 def test_invite_refuses_unknown_customers_and_businesses(app: Flask, customer: m.Customer) -> None:

@@ -96,6 +96,7 @@ def test_reading_an_unknown_setting_is_an_error(app: Flask) -> None:
 PRODUCTION = {
     "CUSTOMER_PORTAL_EXTERNAL_URL": "https://shop.example.com",
     "CUSTOMER_PORTAL_RATELIMIT_STORAGE_URI": "redis://127.0.0.1:6379",
+    "MAIL_DEFAULT_SENDER": "billing@shop.example.com",
 }
 
 
@@ -106,6 +107,10 @@ PRODUCTION = {
         ({"CUSTOMER_PORTAL_EXTERNAL_URL": "http://shop.example.com"}, "EXTERNAL_URL"),
         ({"CUSTOMER_PORTAL_RATELIMIT_STORAGE_URI": "memory://"}, "shared storage"),
         ({"CUSTOMER_PORTAL_MAIL_BACKEND": "local"}, "development only"),
+        ({"MAIL_DEFAULT_SENDER": None}, "MAIL_DEFAULT_SENDER must be set"),
+        ({"CUSTOMER_PORTAL_EXTERNAL_URL": "https://shop.example.com/portal"}, "no path"),
+        ({"CUSTOMER_PORTAL_RETURN_URL_ORIGINS": ["https://www.example.com/"]}, "no path"),
+        ({"CUSTOMER_PORTAL_RECENT_SIGN_IN": 0}, "positive"),
     ],
 )
 def test_an_unsafe_production_configuration_is_refused_at_start_up(

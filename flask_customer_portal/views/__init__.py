@@ -188,7 +188,8 @@ def create_blueprint(state: Any, portal: Any) -> Blueprint:
     blueprint.context_processor(_context)
     blueprint.register_error_handler(HTTPException, _error_page)
     access.register(blueprint, state.limiter, bridge=state.host_customer is not None)
-    for pages in (overview, billing, subscriptions, licenses, profile):
+    profile.register(blueprint, state.limiter)
+    for pages in (overview, billing, subscriptions, licenses):
         pages.register(blueprint)
     return blueprint
 

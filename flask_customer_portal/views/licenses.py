@@ -6,6 +6,7 @@ from typing import Any
 
 from flask import Blueprint, render_template
 
+from ..licenses import customer_license_keys
 from . import customer_required, signed_in_customer
 
 
@@ -15,5 +16,10 @@ def register(blueprint: Blueprint) -> None:
 
 
 def license_keys() -> Any:
-    """Placeholder until the page lands."""
-    return render_template("customer_portal/overview.html", customer=signed_in_customer())
+    """Every key of the signed-in customer, masked until revealed, with a copy button."""
+    customer = signed_in_customer()
+    return render_template(
+        "customer_portal/license_keys.html",
+        customer=customer,
+        keys=customer_license_keys(customer),
+    )

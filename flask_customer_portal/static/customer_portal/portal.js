@@ -1,10 +1,14 @@
 // Progressive enhancement only: every page works without it.
+// A copy button names the id of an input (its value) or of any element (its text);
+// buttons that are useless without this script start `hidden`.
 document.querySelectorAll("[data-copy]").forEach((button) => {
+  button.hidden = false;
   button.addEventListener("click", async () => {
     const field = document.getElementById(button.dataset.copy);
     try {
-      await navigator.clipboard.writeText(field.value);
+      await navigator.clipboard.writeText("value" in field ? field.value : field.textContent);
     } catch {
+      if (!field.select) return;
       field.select();
       document.execCommand("copy");
     }
