@@ -191,12 +191,14 @@ class Invoice(Base):
         CheckConstraint("total = subtotal + tax", name="total"),
         CheckConstraint("status <> 'paid' OR paid_at IS NOT NULL", name="paid_at"),
         _currency(),
+        # The billing history reads a customer's invoices newest first.
+        Index("ix_portal_invoices_history", "customer_id", "issued_at"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     public_id: Mapped[str] = _public_id("in")
     business_id: Mapped[int] = mapped_column(ForeignKey("portal_businesses.id"))
-    customer_id: Mapped[int] = mapped_column(ForeignKey("portal_customers.id"), index=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("portal_customers.id"))
     subscription_id: Mapped[int | None] = mapped_column(
         ForeignKey("portal_subscriptions.id"), index=True
     )
@@ -282,11 +284,12 @@ class Payment(Base):
         CheckConstraint(_one_of("status", PAYMENT_STATUSES), name="status"),
         CheckConstraint("amount > 0", name="amount"),
         _currency(),
+        Index("ix_portal_payments_history", "customer_id", "created_at"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     public_id: Mapped[str] = _public_id("py")
-    customer_id: Mapped[int] = mapped_column(ForeignKey("portal_customers.id"), index=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("portal_customers.id"))
     invoice_id: Mapped[int | None] = mapped_column(ForeignKey("portal_invoices.id"), index=True)
     subscription_id: Mapped[int | None] = mapped_column(ForeignKey("portal_subscriptions.id"))
     payment_method_id: Mapped[int | None] = mapped_column(ForeignKey("portal_payment_methods.id"))

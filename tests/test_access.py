@@ -439,3 +439,13 @@ def test_an_oversized_form_is_refused(client: FlaskClient, business: m.Business)
     token = csrf_token(client.get(LOGIN).text)
     response = client.post(LOGIN, data={"csrf_token": token, "email": "a" * 70_000})
     assert response.status_code == 413
+
+
+def test_signing_in_sends_a_signal(app: Flask, client: FlaskClient, customer: m.Customer) -> None:
+    """customer_signed_in: sent with the customer and how they came in."""
+    from flask_customer_portal.signals import customer_signed_in
+
+    received: list[dict] = []
+    with customer_signed_in.connected_to(lambda sender, **kw: received.append(kw), app):
+        open_link(client, portal.create_portal_session(customer).url)
+    assert [(r["customer"].email, r["method"]) for r in received] == [("ana@example.com", "link")]

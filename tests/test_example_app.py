@@ -315,3 +315,61 @@ def test_a_portal_customer_is_no_staff_and_staff_are_no_customers(
     sign_in(staff)
     assert staff.get("/staff/").status_code == 200
     assert staff.get("/portal/").status_code == 401
+
+
+def sign_in_as(seeded: Flask, client: FlaskClient, email: str) -> Customer:
+    with seeded.app_context():
+        from flask_customer_portal import create_portal_session
+
+        found = customer(email)
+        link = create_portal_session(found).url
+    assert open_portal_link(client, link) == 303
+    return found
+
+
+def test_ana_sees_twelve_paid_invoices_and_downloads_one(
+    seeded: Flask, client: FlaskClient
+) -> None:
+    """The demo's billing history: twelve paid invoices, each with a PDF that says what it is."""
+    import io
+
+    from pypdf import PdfReader
+
+    sign_in_as(seeded, client, "ana@example.com")
+    page = client.get("/portal/billing", query_string={"status": "paid"}).text
+    numbers = re.findall(r'href="/portal/billing/invoices/(in_\w+)"', page)
+    assert len(set(numbers)) == 12
+    invoice_page = client.get(f"/portal/billing/invoices/{numbers[0]}").text
+    number = re.search(r"ACME\w*-TEST-\d{6}", invoice_page)
+    assert number is not None
+    pdf = client.get(f"/portal/billing/invoices/{numbers[0]}.pdf")
+    assert pdf.mimetype == "application/pdf"
+    text = "".join(p.extract_text() for p in PdfReader(io.BytesIO(pdf.data)).pages)
+    # Ana reads Brazilian Portuguese: her money looks like "US$ 29,00".
+    assert number[0] in text and "US$ 29,00" in text and "Ana Souza" in text and "PAID" in text
+
+
+def test_carla_finds_her_cancelled_plan_among_the_past_ones(
+    seeded: Flask, client: FlaskClient
+) -> None:
+    sign_in_as(seeded, client, "carla@example.com")
+    page = client.get("/portal/subscriptions").text
+    past = page[page.index('id="cp-past-title"') :]
+    assert "Cancelled" in past
+
+
+def test_a_cyrillic_name_renders_in_the_pdf(seeded: Flask, client: FlaskClient) -> None:
+    import io
+
+    from pypdf import PdfReader
+
+    with seeded.app_context():
+        anna = db.session.scalars(select(Customer).where(Customer.name.like("%Анна%"))).first()
+        assert anna is not None
+        invoice = db.session.scalars(select(Invoice).filter_by(customer_id=anna.id)).first()
+        email = anna.email
+    assert invoice is not None
+    sign_in_as(seeded, client, email)
+    pdf = client.get(f"/portal/billing/invoices/{invoice.public_id}.pdf")
+    text = "".join(p.extract_text() for p in PdfReader(io.BytesIO(pdf.data)).pages)
+    assert "Анна" in text

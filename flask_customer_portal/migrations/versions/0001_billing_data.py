@@ -150,7 +150,7 @@ def upgrade() -> None:
     sa.UniqueConstraint('public_id', name=op.f('uq_portal_invoices_public_id'))
     )
     with op.batch_alter_table('portal_invoices', schema=None) as batch_op:
-        batch_op.create_index(batch_op.f('ix_portal_invoices_customer_id'), ['customer_id'], unique=False)
+        batch_op.create_index('ix_portal_invoices_history', ['customer_id', 'issued_at'], unique=False)
         batch_op.create_index(batch_op.f('ix_portal_invoices_subscription_id'), ['subscription_id'], unique=False)
 
     op.create_table('portal_license_keys',
@@ -221,7 +221,7 @@ def upgrade() -> None:
     sa.UniqueConstraint('public_id', name=op.f('uq_portal_payments_public_id'))
     )
     with op.batch_alter_table('portal_payments', schema=None) as batch_op:
-        batch_op.create_index(batch_op.f('ix_portal_payments_customer_id'), ['customer_id'], unique=False)
+        batch_op.create_index('ix_portal_payments_history', ['customer_id', 'created_at'], unique=False)
         batch_op.create_index(batch_op.f('ix_portal_payments_invoice_id'), ['invoice_id'], unique=False)
 
     op.create_table('portal_refunds',
@@ -255,7 +255,7 @@ def downgrade() -> None:
     op.drop_table('portal_refunds')
     with op.batch_alter_table('portal_payments', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_portal_payments_invoice_id'))
-        batch_op.drop_index(batch_op.f('ix_portal_payments_customer_id'))
+        batch_op.drop_index('ix_portal_payments_history')
 
     op.drop_table('portal_payments')
     op.drop_table('portal_invoice_lines')
@@ -265,7 +265,7 @@ def downgrade() -> None:
     op.drop_table('portal_license_keys')
     with op.batch_alter_table('portal_invoices', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_portal_invoices_subscription_id'))
-        batch_op.drop_index(batch_op.f('ix_portal_invoices_customer_id'))
+        batch_op.drop_index('ix_portal_invoices_history')
 
     op.drop_table('portal_invoices')
     with op.batch_alter_table('portal_subscriptions', schema=None) as batch_op:
