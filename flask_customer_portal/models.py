@@ -171,8 +171,13 @@ class Subscription(Base):
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     created_at: Mapped[datetime] = _created_at()
     updated_at: Mapped[datetime] = _updated_at()
+    # The saved card renewals are charged to; None until the customer picks one.
+    payment_method_id: Mapped[int | None] = mapped_column(
+        ForeignKey("portal_payment_methods.id")
+    )
 
     customer: Mapped[Customer] = relationship()
+    payment_method: Mapped[PaymentMethod | None] = relationship()
 
     @property
     def amount(self) -> int:
@@ -285,6 +290,14 @@ class Payment(Base):
         CheckConstraint("amount > 0", name="amount"),
         _currency(),
         Index("ix_portal_payments_history", "customer_id", "created_at"),
+        # P2: a subscription has at most one payment in flight, whatever races.
+        Index(
+            "ix_portal_payments_one_open_attempt",
+            "subscription_id",
+            unique=True,
+            sqlite_where=text("status IN ('pending', 'requires_action')"),
+            postgresql_where=text("status IN ('pending', 'requires_action')"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -299,6 +312,8 @@ class Payment(Base):
     provider_reference: Mapped[str | None] = mapped_column(String(255))
     idempotency_key: Mapped[str | None] = mapped_column(String(255), unique=True)
     failure_reason: Mapped[str | None] = mapped_column(String(500))
+    # Where the provider wants the customer to go to finish a "requires_action" charge.
+    action_url: Mapped[str | None] = mapped_column(String(2000))
     created_at: Mapped[datetime] = _created_at()
     updated_at: Mapped[datetime] = _updated_at()
 

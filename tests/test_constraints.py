@@ -333,3 +333,17 @@ def test_naive_timestamps_are_refused_and_aware_ones_come_back_in_utc(
     assert stored is not None
     assert stored.created_at == datetime(2026, 11, 25, 9, 0, tzinfo=UTC)
     assert stored.created_at.tzinfo is UTC
+
+
+def test_a_subscription_has_one_payment_in_flight(session: Session, ids: dict[str, int]) -> None:
+    """P2: a second pending attempt on the same subscription is refused by the schema."""
+    customer, subscription = ids["customer"], ids["subscription"]
+    pending = {"subscription_id": subscription, "status": "pending"}
+    insert(session, m.Payment, **payment_row(customer, **pending))
+    refused(session, m.Payment, **payment_row(customer, **pending))
+    refused(
+        session, m.Payment, **payment_row(customer, **(pending | {"status": "requires_action"}))
+    )
+    insert(
+        session, m.Payment, **payment_row(customer, subscription_id=subscription, status="failed")
+    )

@@ -104,6 +104,7 @@ def upgrade() -> None:
     sa.Column('ended_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('payment_method_id', sa.Integer(), nullable=True),
     sa.CheckConstraint("interval IN ('day', 'week', 'month', 'year')", name=op.f('ck_portal_subscriptions_interval')),
     sa.CheckConstraint("status IN ('pending', 'active', 'on_hold', 'cancelled', 'expired', 'failed')", name=op.f('ck_portal_subscriptions_status')),
     sa.CheckConstraint('current_period_end > current_period_start', name=op.f('ck_portal_subscriptions_period')),
@@ -113,6 +114,7 @@ def upgrade() -> None:
     sa.CheckConstraint('price_amount >= 0', name=op.f('ck_portal_subscriptions_price_amount')),
     sa.CheckConstraint('quantity >= 1', name=op.f('ck_portal_subscriptions_quantity')),
     sa.ForeignKeyConstraint(['customer_id'], ['portal_customers.id'], name=op.f('fk_portal_subscriptions_customer_id_portal_customers')),
+    sa.ForeignKeyConstraint(['payment_method_id'], ['portal_payment_methods.id'], name=op.f('fk_portal_subscriptions_payment_method_id_portal_payment_methods')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_portal_subscriptions')),
     sa.UniqueConstraint('public_id', name=op.f('uq_portal_subscriptions_public_id'))
     )
@@ -207,6 +209,7 @@ def upgrade() -> None:
     sa.Column('provider_reference', sa.String(length=255), nullable=True),
     sa.Column('idempotency_key', sa.String(length=255), nullable=True),
     sa.Column('failure_reason', sa.String(length=500), nullable=True),
+    sa.Column('action_url', sa.String(length=2000), nullable=True),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
     sa.CheckConstraint("status IN ('pending', 'requires_action', 'succeeded', 'failed')", name=op.f('ck_portal_payments_status')),
@@ -222,6 +225,7 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('portal_payments', schema=None) as batch_op:
         batch_op.create_index('ix_portal_payments_history', ['customer_id', 'created_at'], unique=False)
+        batch_op.create_index('ix_portal_payments_one_open_attempt', ['subscription_id'], unique=True, sqlite_where=sa.text("status IN ('pending', 'requires_action')"), postgresql_where=sa.text("status IN ('pending', 'requires_action')"))
         batch_op.create_index(batch_op.f('ix_portal_payments_invoice_id'), ['invoice_id'], unique=False)
 
     op.create_table('portal_refunds',
@@ -255,6 +259,7 @@ def downgrade() -> None:
     op.drop_table('portal_refunds')
     with op.batch_alter_table('portal_payments', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_portal_payments_invoice_id'))
+        batch_op.drop_index('ix_portal_payments_one_open_attempt', sqlite_where=sa.text("status IN ('pending', 'requires_action')"), postgresql_where=sa.text("status IN ('pending', 'requires_action')"))
         batch_op.drop_index('ix_portal_payments_history')
 
     op.drop_table('portal_payments')
