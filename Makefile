@@ -23,6 +23,8 @@ test: system-packages $(VENV)/.installed-dev lint typecheck docs pytest
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	# O2: security lint, offline; medium severity and up (asserts are invariants here).
+	$(BIN)/bandit --quiet --recursive --severity-level medium flask_customer_portal example_app
 
 typecheck: $(VENV)/.installed-dev
 	$(BIN)/mypy
