@@ -76,13 +76,14 @@ def _customer(email: str, business_id: str, mode: str | None) -> Customer:
     return customer
 
 
-def _send_now() -> None:
+def _send_now() -> int:
     # A command ends in a moment: send here rather than leave the mail to a
-    # background thread that would die with the process.
-    mail.send_due()
+    # background thread that would die with the process. Returns how many were sent.
     dispatcher = current_app.extensions["customer_portal"].dispatcher
     if dispatcher is not None:
         dispatcher.stop()
+    sent, _ = mail.send_due()
+    return sent
 
 
 def _echo_json(value: dict[str, Any]) -> None:
@@ -134,8 +135,7 @@ def invite(email: str, business_id: str, mode: str | None, send_email: bool, as_
     customer = _customer(email, business_id, mode)
     static_link = access.link_url(customer.business, customer.mode)
     link = access.create_portal_session(customer, send_email=send_email)
-    if send_email:
-        _send_now()
+    sent = _send_now() if send_email else 0
     expires_at = link.expires_at.isoformat(timespec="seconds")
     if as_json:
         _echo_json(
@@ -152,8 +152,13 @@ def invite(email: str, business_id: str, mode: str | None, send_email: bool, as_
     click.echo(f"    {static_link}\n")
     click.echo(f"Dynamic link (works once, until {expires_at}):")
     click.echo(f"    {link.url}")
-    if send_email:
+    if send_email and sent:
         click.echo(f"\nA sign-in link of its own was emailed to {customer.email}.")
+    elif send_email:
+        click.echo(
+            f"\nThe email to {customer.email} could not be sent yet; it is retried later"
+            " (see the log for why)."
+        )
 
 
 @portal_cli.command("revoke-sessions")

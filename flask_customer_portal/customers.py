@@ -280,6 +280,8 @@ def _compose_email_change(message: OutboxMessage) -> mail.Composed | None:
     new_email = message.params["new_email"]
     if customer is None or customer.email == new_email:
         return None
+    # Two requests queued before either was sent: the one sent last is the one that counts.
+    access.revoke_links(customer, purpose="email_change")
     link = access.new_link(customer, "email_change", new_email=new_email)
     return mail.render(
         "email_change",

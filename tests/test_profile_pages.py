@@ -276,6 +276,17 @@ def test_a_newer_request_replaces_an_older_one(
     assert app.test_client().get(first).status_code == 410
 
 
+def test_two_requests_sent_together_leave_only_the_newer_link(
+    app: Flask, client: FlaskClient, signed_in: m.Customer
+) -> None:
+    """Both requests are still in the outbox when the mail goes out: only the last counts."""
+    assert post_profile(client, email="ana.typo@example.com").status_code == 303
+    assert post_profile(client, email=NEW).status_code == 303
+    mailed = sent_mail()
+    assert app.test_client().get(confirm_path(mailed["ana.typo@example.com"])).status_code == 410
+    assert app.test_client().get(confirm_path(mailed[NEW])).status_code == 200
+
+
 def test_an_expired_confirmation_link_is_refused(
     app: Flask, client: FlaskClient, customer: m.Customer, session: Session
 ) -> None:
