@@ -172,9 +172,7 @@ class Subscription(Base):
     created_at: Mapped[datetime] = _created_at()
     updated_at: Mapped[datetime] = _updated_at()
     # The saved card renewals are charged to; None until the customer picks one.
-    payment_method_id: Mapped[int | None] = mapped_column(
-        ForeignKey("portal_payment_methods.id")
-    )
+    payment_method_id: Mapped[int | None] = mapped_column(ForeignKey("portal_payment_methods.id"))
 
     customer: Mapped[Customer] = relationship()
     payment_method: Mapped[PaymentMethod | None] = relationship()
