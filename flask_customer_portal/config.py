@@ -8,6 +8,7 @@ here, so a typo in the code fails at once instead of reading ``None``.
 from __future__ import annotations
 
 import difflib
+import re
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -61,6 +62,13 @@ DEFAULTS: dict[str, Any] = {
     "MAIL_TIMEOUT": 10,
     # Attempts before a message is given up; retries back off exponentially.
     "MAIL_MAX_ATTEMPTS": 8,
+    # The template every page extends; point it at a layout of your own site
+    # (which itself extends "customer_portal/base.html" or fills the same blocks).
+    "BASE_TEMPLATE": "customer_portal/base.html",
+    # "light", "dark" or "auto" (follow the customer's system setting).
+    "COLOR_SCHEME": "auto",
+    # The accent colour (#rrggbb) for links and focus rings; the brand colour when unset.
+    "ACCENT_COLOR": None,
     # "thread" sends queued mail in the background right after commit; "manual"
     # leaves it to `flask portal send-mail` (run it from cron or a worker).
     "MAIL_DISPATCH": "thread",
@@ -88,6 +96,9 @@ _TYPES: dict[str, type | tuple[type, ...]] = {
     "MAIL_TIMEOUT": (int, float),
     "MAIL_MAX_ATTEMPTS": int,
     "MAIL_DISPATCH": str,
+    "BASE_TEMPLATE": str,
+    "COLOR_SCHEME": str,
+    "ACCENT_COLOR": (str, type(None)),
 }
 
 MODES = ("test", "live")
@@ -118,6 +129,9 @@ def check(app: Flask) -> None:
         )
     if app.config[PREFIX + "DEFAULT_MODE"] not in MODES:
         raise ConfigurationError(f"{PREFIX}DEFAULT_MODE must be 'test' or 'live'")
+    accent = app.config[PREFIX + "ACCENT_COLOR"]
+    if accent is not None and not re.fullmatch(r"#[0-9a-fA-F]{6}", accent):
+        raise ConfigurationError(f"{PREFIX}ACCENT_COLOR must be a colour like #1a73e8")
     try:
         Locale.parse(app.config[PREFIX + "DEFAULT_LOCALE"])
     except (ValueError, UnknownLocaleError):
@@ -125,6 +139,7 @@ def check(app: Flask) -> None:
     for name, choices in (
         ("MAIL_BACKEND", ("smtp", "local")),
         ("MAIL_DISPATCH", ("thread", "manual")),
+        ("COLOR_SCHEME", ("light", "dark", "auto")),
     ):
         if app.config[PREFIX + name] not in choices:
             raise ConfigurationError(f"{PREFIX}{name} must be one of {', '.join(choices)}")
