@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from typing import Any
 
 import click
 from flask import current_app
 from flask.cli import with_appcontext
 
-from . import access, mail, migrate, subscriptions
+from . import access, mail, migrate, payments, subscriptions
 from .businesses import get_business
 from .config import MODES, config_value
 from .customers import find_customer
@@ -189,3 +190,24 @@ def end_cancellations() -> None:
     """End the subscriptions whose cancellation at the end of the period has come (cron)."""
     ended = subscriptions.end_due_cancellations()
     click.echo(f"Ended {ended} subscription{'s' if ended != 1 else ''}.")
+
+
+@portal_cli.command("reconcile")
+@click.option(
+    "--older-than",
+    default=60,
+    show_default=True,
+    type=click.IntRange(min=0),
+    help="Settle only payment attempts started at least this many seconds ago.",
+)
+@with_appcontext
+def reconcile(older_than: int) -> None:
+    """Settle payment attempts whose outcome is unknown by asking the provider (cron).
+
+    A crash or a time-out while charging leaves an attempt pending; this looks
+    it up with the same idempotency key and records the outcome: it never
+    charges again.
+    """
+    settled = payments.reconcile(older_than=timedelta(seconds=older_than))
+    _send_now()
+    click.echo(f"Settled {settled} payment attempt{'s' if settled != 1 else ''}.")

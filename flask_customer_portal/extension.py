@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session, scoped_session, sessionmaker
 
 from . import config, invoices, mail
 from .errors import ConfigurationError
+from .providers import PaymentProvider, TestProvider
 
 EXTENSION_KEY = "customer_portal"
 
@@ -25,9 +26,10 @@ class PortalState:
     #: Renders invoice downloads; set by :meth:`CustomerPortal.init_app`.
     invoice_renderer: invoices.InvoiceRenderer
 
-    def __init__(self, app: Flask, *, db: Any, provider: Any) -> None:
+    def __init__(self, app: Flask, *, db: Any, provider: Any, test_provider: Any = None) -> None:
         self.db = db
         self.provider = provider
+        self.test_provider = test_provider if test_provider is not None else TestProvider()
         self.backend, self.dispatcher = mail.init_mail(app)
         self.limiter = Limiter(
             key_func=get_remote_address,
@@ -71,6 +73,11 @@ class PortalState:
         session: Session = self.db.session
         return session
 
+    def provider_for(self, mode: str) -> PaymentProvider | None:
+        """Return the payment provider of a mode: the test provider in test mode."""
+        provider: PaymentProvider | None = self.test_provider if mode == "test" else self.provider
+        return provider
+
     def _remove_session(self, exc: BaseException | None) -> None:
         assert self._sessions is not None
         self._sessions.remove()
@@ -84,7 +91,11 @@ class CustomerPortal:
         ``portal_*`` tables then live in the host's database and use its
         session. Without it the portal keeps an embedded SQLite database in the
         app's instance folder (or at ``CUSTOMER_PORTAL_DATABASE_URI``).
-    :param provider: the payment provider.
+    :param provider: the payment provider of live mode (a
+        :class:`~.providers.PaymentProvider`).
+    :param test_provider: the payment provider of test mode; the embedded
+        :class:`~.providers.TestProvider` by default (a new one per app), whose
+        card and challenge pages are served under ``<URL_PREFIX>/test-provider``.
     :param staff_decorator: protects the staff pages (the share-invite page),
         such as Flask-Login's ``login_required`` or a check of your own. Without
         it the staff pages are not registered at all.
@@ -105,6 +116,7 @@ class CustomerPortal:
         *,
         db: Any = None,
         provider: Any = None,
+        test_provider: Any = None,
         staff_decorator: Callable[[Callable[..., Any]], Callable[..., Any]] | None = None,
         host_customer: Callable[[Any], Any] | None = None,
         invoice_renderer: Any = None,
@@ -112,6 +124,7 @@ class CustomerPortal:
     ) -> None:
         self.db = db
         self.provider = provider
+        self.test_provider = test_provider
         self.staff_decorator = staff_decorator
         self.host_customer = host_customer
         self.invoice_renderer = invoice_renderer
@@ -128,7 +141,9 @@ class CustomerPortal:
         config.apply_defaults(app)
         _secure_cookie_defaults(app)
         renderer = invoices.make_renderer(self.invoice_renderer)
-        state = PortalState(app, db=self.db, provider=self.provider)
+        state = PortalState(
+            app, db=self.db, provider=self.provider, test_provider=self.test_provider
+        )
         state.host_customer = self.host_customer
         state.invoice_renderer = renderer
         app.extensions[EXTENSION_KEY] = state
@@ -138,10 +153,14 @@ class CustomerPortal:
         app.cli.add_command(portal_cli)
         if self.register_blueprint:
             from . import api, views
+            from .providers import pages as provider_pages
 
             prefix = config.config_value("URL_PREFIX", app)
             app.register_blueprint(views.create_blueprint(state, self), url_prefix=prefix)
             app.register_blueprint(api.create_blueprint(state), url_prefix=prefix + "/api/v1")
+            app.register_blueprint(
+                provider_pages.create_blueprint(), url_prefix=prefix + "/test-provider"
+            )
             if self.staff_decorator is not None:
                 app.register_blueprint(
                     views.create_staff_blueprint(self.staff_decorator), url_prefix=prefix

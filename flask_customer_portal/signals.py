@@ -27,3 +27,14 @@ subscription_cancelled = _signals.signal("subscription-cancelled")
 cancellation_undone = _signals.signal("cancellation-undone")
 #: A customer downloaded an invoice's PDF. Sender: the app; ``customer``, ``invoice``.
 invoice_downloaded = _signals.signal("invoice-downloaded")
+#: A customer changed a subscription's payment method (or paying its dues set it).
+#: Sender: the app; ``customer``, ``subscription``, ``payment_method``.
+payment_method_updated = _signals.signal("payment-method-updated")
+#: A payment succeeded. Sender: the app; ``customer``, ``subscription``, ``payment``, ``invoice``.
+payment_succeeded = _signals.signal("payment-succeeded")
+#: A payment failed. Sender: the app; ``customer``, ``subscription``, ``payment``,
+#: ``reason`` (for the customer, such as "Your card was declined.").
+payment_failed = _signals.signal("payment-failed")
+#: An on-hold subscription became active again once its dues were paid. Sender:
+#: the app; ``customer``, ``subscription``, ``payment``.
+subscription_reactivated = _signals.signal("subscription-reactivated")

@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select, update
+from sqlalchemy.orm import selectinload
 
 from . import formatting, mail
 from . import validation as v
@@ -147,6 +148,7 @@ def list_subscriptions(customer: Customer) -> SubscriptionList:
     rows = session.scalars(
         select(Subscription)
         .filter_by(customer_id=customer.id)
+        .options(selectinload(Subscription.payment_method))
         .order_by(Subscription.created_at, Subscription.id)
     ).all()
     current = [s for s in rows if s.status in CURRENT]

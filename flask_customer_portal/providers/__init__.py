@@ -3,5 +3,6 @@
 from __future__ import annotations
 
 from .base import ChargeResult, PaymentProvider, ProviderError, SavedCard
+from .test import TestProvider
 
-__all__ = ["ChargeResult", "PaymentProvider", "ProviderError", "SavedCard"]
+__all__ = ["ChargeResult", "PaymentProvider", "ProviderError", "SavedCard", "TestProvider"]

@@ -31,9 +31,10 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.local import LocalProxy
 from wtforms.validators import ValidationError as CSRFValidationError
 
-from .. import formatting, signals
+from .. import formatting, signals, validation
 from ..access import load_session
 from ..config import config_value
+from ..errors import ValidationError
 from ..models import Customer, PortalSession
 
 #: Keys of the portal in the Flask session: the session token, and which
@@ -121,6 +122,27 @@ def _check_request() -> None:
             abort(400, description="This form has expired. Go back, reload the page and try again.")
 
 
+#: What a customer sees when a form value looks like a card number (P1).
+CARD_NUMBER_REFUSED = (
+    "That looks like a card number. For your security we never accept card numbers on "
+    "these pages, and nothing was saved. Go back and remove it; cards are added only on "
+    "the payment provider's secure page."
+)
+
+
+def _refuse_card_numbers() -> None:
+    # P1: a card number typed or pasted into any portal form is refused before a
+    # view (or a log line, or the database) sees it. A value written with a
+    # leading "+" is a phone number in international notation, never a card.
+    for name, value in request.form.items(multi=True):
+        if value.lstrip().startswith("+"):
+            continue
+        try:
+            validation.not_a_card_number(name, value)
+        except ValidationError:
+            abort(400, description=CARD_NUMBER_REFUSED)
+
+
 def _security_headers(response: Response) -> Response:
     nonce = g.get("customer_portal_nonce")
     script = f"'self' 'nonce-{nonce}'" if nonce else "'self'"
@@ -146,6 +168,8 @@ def _context() -> dict[str, Any]:
         "current_customer": customer,
         "portal_session": portal_session,
         "portal_prefix": config_value("URL_PREFIX"),
+        "customer_portal_base": config_value("BASE_TEMPLATE"),
+        "color_scheme": config_value("COLOR_SCHEME"),
         "locale": locale,
         "money": lambda amount, currency: formatting.money(amount, currency, locale),
         "format_date": lambda moment, style="medium": formatting.date(moment, locale, style),
@@ -174,7 +198,7 @@ def _error_page(error: HTTPException) -> tuple[str, int]:
 
 def create_blueprint(state: Any, portal: Any) -> Blueprint:
     """Build the portal's blueprint for one app, with that app's rate limits."""
-    from . import access, billing, licenses, overview, profile, subscriptions
+    from . import access, billing, licenses, overview, payments, profile, subscriptions, theme
 
     blueprint = Blueprint(
         "customer_portal",
@@ -184,12 +208,13 @@ def create_blueprint(state: Any, portal: Any) -> Blueprint:
         static_url_path="/static",
     )
     blueprint.before_request(_check_request)
+    blueprint.before_request(_refuse_card_numbers)
     blueprint.after_request(_security_headers)
     blueprint.context_processor(_context)
     blueprint.register_error_handler(HTTPException, _error_page)
     access.register(blueprint, state.limiter, bridge=state.host_customer is not None)
     profile.register(blueprint, state.limiter)
-    for pages in (overview, billing, subscriptions, licenses):
+    for pages in (theme, overview, billing, subscriptions, payments, licenses):
         pages.register(blueprint)
     return blueprint
 
@@ -200,6 +225,7 @@ def create_staff_blueprint(staff_decorator: Callable[..., Any]) -> Blueprint:
 
     blueprint = Blueprint("customer_portal_staff", __name__, template_folder="../templates")
     blueprint.before_request(_check_request)
+    blueprint.before_request(_refuse_card_numbers)
     blueprint.after_request(_security_headers)
     blueprint.context_processor(_context)
     staff.register(blueprint, staff_decorator)

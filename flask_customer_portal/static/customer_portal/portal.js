@@ -17,3 +17,12 @@ document.querySelectorAll("[data-copy]").forEach((button) => {
     setTimeout(() => { button.textContent = label; }, 1500);
   });
 });
+// A form that charges money is sent once: its button is disabled after the first
+// click (the server refuses a second charge anyway, by the form's idempotency key).
+document.querySelectorAll("form[data-submit-once]").forEach((form) => {
+  form.addEventListener("submit", () => {
+    form.querySelectorAll("button[type=submit]").forEach((button) => {
+      setTimeout(() => { button.disabled = true; }, 0);
+    });
+  });
+});

@@ -1,0 +1,249 @@
+"""Pages: a subscription's payment method, adding a card through the provider, payments.
+
+Changing how a subscription is paid is a sensitive action: every POST of this
+flow needs a recent sign-in (T12). The card number is only ever typed on the
+provider's page (P1); the portal gets back a token, brand, last four and expiry.
+Paying the dues of an on-hold subscription goes through
+:func:`~..payments.change_payment_method` with an idempotency key the form
+carries, so a double click, a reload or two tabs charge once (P3).
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from typing import Any
+
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+
+from .. import access, payments
+from ..billing import outstanding_dues
+from ..config import config_value
+from ..db import db_session
+from ..errors import ConfigurationError, InvalidTransition, ValidationError
+from ..models import Customer, Payment, PaymentMethod, Subscription
+from ..providers import ProviderError
+from ..subscriptions import get_subscription, subscription_name
+from . import current_portal_session, customer_required, login_url, signed_in_customer
+from .subscriptions import FLASH
+
+#: What an idempotency key from the form looks like (``secrets.token_urlsafe``).
+_KEY = re.compile(r"[A-Za-z0-9_-]{16,100}")
+
+#: The statuses whose payment method can be changed; the others have ended.
+_CHANGEABLE = ("active", "on_hold", "pending")
+
+_CHANGED = "This subscription changed in the meantime; nothing was charged. Here is how it is now."
+_STALE = "This page was out of date, so nothing was done. Check the details and confirm again."
+
+
+def register(blueprint: Blueprint) -> None:
+    """Add these pages to ``blueprint``."""
+    base = "/subscriptions/<subscription_id>/payment-method"
+    blueprint.add_url_rule(
+        base, "payment_method", customer_required(payment_method), methods=["GET", "POST"]
+    )
+    blueprint.add_url_rule(
+        base + "/new-card", "add_card", customer_required(add_card), methods=["POST"]
+    )
+    blueprint.add_url_rule(base + "/card-added", "card_added", customer_required(card_added))
+    blueprint.add_url_rule("/payments/<payment_id>", "payment", customer_required(payment_page))
+    blueprint.add_url_rule(
+        "/payments/<payment_id>/return", "payment_return", customer_required(payment_return)
+    )
+
+
+def payment_method(subscription_id: str) -> Any:
+    """GET: the current method, the saved cards, what confirming costs. POST: confirm."""
+    customer = signed_in_customer()
+    subscription = _load(customer, subscription_id)
+    if request.method == "GET":
+        # The customer's visit settles what a crash or a time-out left unknown (P4).
+        unsettled = payments.settle_pending(customer)
+        in_flight = next(
+            (
+                outcome.payment
+                for outcome in unsettled
+                if outcome.subscription.id == subscription.id
+                and outcome.status in payments.IN_FLIGHT
+            ),
+            None,
+        )
+        return _edit_page(subscription, selected=request.args.get("card"), in_flight=in_flight)
+    if not _recent():
+        return _edit_page(subscription, status=403)
+    method = payments.get_card(customer, request.form.get("payment_method", ""))
+    if method is None:
+        return _edit_page(subscription, error="Choose a card, or add a new one.", status=400)
+    key = request.form.get("idempotency_key", "")
+    if not _KEY.fullmatch(key):
+        return _edit_page(subscription, error=_STALE, selected=method.public_id, status=400)
+    try:
+        outcome = payments.change_payment_method(
+            subscription,
+            method,
+            # Scoped to the subscription, so keys of different accounts never meet.
+            idempotency_key=f"{subscription.public_id}-{key}",
+            return_url=_absolute("customer_portal.payment_return", payment_id=payments.PAYMENT_ID),
+        )
+    except ValidationError as error:
+        return _edit_page(subscription, error=error.message, selected=method.public_id, status=400)
+    except InvalidTransition:
+        return _edit_page(subscription, error=_CHANGED, status=409)
+    return _after(outcome, method)
+
+
+def add_card(subscription_id: str) -> Any:
+    """Send the customer to the provider's card page; it sends them back to :func:`card_added`."""
+    customer = signed_in_customer()
+    subscription = _load(customer, subscription_id)
+    if not _recent():
+        return _edit_page(subscription, status=403)
+    if subscription.status not in _CHANGEABLE:
+        return _edit_page(subscription, status=409)  # the page says it has ended
+    return_url = _absolute("customer_portal.card_added", subscription_id=subscription.public_id)
+    try:
+        card_page = payments.begin_card_setup(customer, return_url=return_url)
+    except ProviderError:
+        error = "Our payment provider could not be reached. Nothing was changed; try again soon."
+        return _edit_page(subscription, error=error, status=503)
+    return redirect(card_page, 303)
+
+
+def card_added(subscription_id: str) -> Any:
+    """Back from the provider's card page: keep the card, and preselect it on the edit page."""
+    customer = signed_in_customer()
+    subscription = _load(customer, subscription_id)
+    try:
+        method = payments.finish_card_setup(customer, request.args)
+    except ValidationError:
+        error = "The card was not added. Try adding it again, or choose a saved card."
+        return _edit_page(subscription, error=error, status=400)
+    flash(f"Card {_card_words(method)} added. Choose it and confirm to use it.", FLASH)
+    return redirect(
+        url_for(
+            "customer_portal.payment_method",
+            subscription_id=subscription.public_id,
+            card=method.public_id,
+        ),
+        303,
+    )
+
+
+def payment_page(payment_id: str) -> Any:
+    """The outcome of a payment: paid, failed with the reason, waiting for the bank."""
+    customer = signed_in_customer()
+    payment = _load_payment(customer, payment_id)
+    session = db_session()
+    subscription = (
+        session.get(Subscription, payment.subscription_id) if payment.subscription_id else None
+    )
+    method = (
+        session.get(PaymentMethod, payment.payment_method_id) if payment.payment_method_id else None
+    )
+    return render_template(
+        "customer_portal/payment_result.html",
+        customer=customer,
+        payment=payment,
+        subscription=subscription,
+        name=subscription_name(subscription) if subscription else None,
+        method=method,
+        invoice=payment.invoice,
+    )
+
+
+def payment_return(payment_id: str) -> Any:
+    """Where the provider sends the customer back: learn the final outcome, then show it."""
+    customer = signed_in_customer()
+    payment = _load_payment(customer, payment_id)
+    # Only the portal's own attempts are settled; a payment the merchant recorded is as it is.
+    if payment.status in payments.IN_FLIGHT and payment.subscription_id is not None:
+        payments.settle_payment(payment)
+    return redirect(url_for("customer_portal.payment", payment_id=payment.public_id), 303)
+
+
+def _after(outcome: payments.PaymentOutcome, method: PaymentMethod) -> Any:
+    subscription = outcome.subscription
+    if outcome.status == "updated":
+        name = subscription_name(subscription)
+        flash(f"{name} will now be charged to {_card_words(method)}.", FLASH)
+        return redirect(url_for("customer_portal.subscriptions"), 303)
+    if outcome.status == "failed":
+        reason = outcome.failure_reason or "The payment did not go through."
+        error = (
+            f"The payment did not go through: {reason} Nothing was charged, and the "
+            "subscription is still on hold. Try again with another card."
+        )
+        return _edit_page(subscription, error=error, status=400)
+    if outcome.status == "requires_action" and outcome.action_url:
+        return redirect(outcome.action_url, 303)
+    assert outcome.payment is not None
+    return redirect(url_for("customer_portal.payment", payment_id=outcome.payment.public_id), 303)
+
+
+def _edit_page(
+    subscription: Subscription,
+    *,
+    error: str | None = None,
+    selected: str | None = None,
+    in_flight: Payment | None = None,
+    status: int = 200,
+) -> Any:
+    customer = subscription.customer
+    cards = payments.customer_cards(customer)
+    current = subscription.payment_method
+    known = {card.public_id for card in cards}
+    if selected not in known:
+        default = next((card for card in cards if card.is_default), None)
+        chosen = current or default or (cards[0] if cards else None)
+        selected = chosen.public_id if chosen else None
+    dues, invoices = outstanding_dues(subscription) if subscription.status == "on_hold" else (0, [])
+    page = render_template(
+        "customer_portal/payment_method.html",
+        customer=customer,
+        subscription=subscription,
+        name=subscription_name(subscription),
+        changeable=subscription.status in _CHANGEABLE,
+        cards=cards,
+        current=current,
+        selected=selected,
+        dues=dues,
+        open_invoices=len(invoices),
+        in_flight=in_flight,
+        idempotency_key=secrets.token_urlsafe(32),
+        recent=_recent(),
+        login_link=login_url(customer.business.public_id, customer.mode),
+        error=error,
+    )
+    return page, status
+
+
+def _recent() -> bool:
+    portal_session = current_portal_session()
+    return portal_session is not None and access.is_recent(portal_session)
+
+
+def _load(customer: Customer, public_id: str) -> Subscription:
+    subscription = get_subscription(customer, public_id)
+    if subscription is None:
+        abort(404)
+    return subscription
+
+
+def _load_payment(customer: Customer, public_id: str) -> Payment:
+    payment = payments.get_payment(customer, public_id)
+    if payment is None:
+        abort(404)
+    return payment
+
+
+def _card_words(method: PaymentMethod) -> str:
+    return f"{method.brand.title()} ending in {method.last4}"
+
+
+def _absolute(endpoint: str, **values: Any) -> str:
+    # Links handed to the provider come from the configured origin, never the request's Host.
+    base = config_value("EXTERNAL_URL")
+    if base is None:
+        raise ConfigurationError("set CUSTOMER_PORTAL_EXTERNAL_URL to build links")
+    return base + url_for(endpoint, **values)

@@ -1,0 +1,749 @@
+"""Payments: saving cards, reactivating on-hold subscriptions, settling unknown outcomes.
+
+Everything runs against the embedded test provider (its cards decide outcomes;
+``provider.charges`` holds every charge it made, by idempotency key), on
+SQLite and PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+import time_machine
+from flask import Flask, current_app
+from flask.testing import FlaskClient
+from sqlalchemy import event
+from sqlalchemy.orm import Session
+
+import flask_customer_portal as portal
+from flask_customer_portal import mail, payments, signals
+from flask_customer_portal import models as m
+from flask_customer_portal.db import Base
+from flask_customer_portal.providers import ProviderError, SavedCard, TestProvider
+from flask_customer_portal.subscriptions import add_interval
+
+from .conftest import EXTERNAL_URL, csrf_token
+
+SUCCEEDS = "4242 4242 4242 4242"
+DECLINED = "4000 0000 0000 0002"
+AUTHENTICATE = "4000 0027 6000 3184"
+RETURN_URL = EXTERNAL_URL + "/portal/payments/{payment_id}/return"
+
+SIGNALS = {
+    "payment_method_updated": signals.payment_method_updated,
+    "payment_succeeded": signals.payment_succeeded,
+    "payment_failed": signals.payment_failed,
+    "subscription_reactivated": signals.subscription_reactivated,
+}
+
+
+@pytest.fixture
+def app(database_url: str, app_factory: Callable[..., Flask]) -> Flask:
+    """A portal app whose mail stays in memory, so tests read what was sent."""
+    return app_factory(database_url, CUSTOMER_PORTAL_MAIL_BACKEND="local")
+
+
+@pytest.fixture
+def provider(app: Flask) -> TestProvider:
+    """The app's test provider: the provider of test mode."""
+    return provider_of(app)
+
+
+def provider_of(app: Flask) -> TestProvider:
+    found = app.extensions["customer_portal"].test_provider
+    assert isinstance(found, TestProvider)
+    return found
+
+
+@pytest.fixture
+def received(app: Flask) -> Iterator[list[tuple[str, dict[str, Any]]]]:
+    """Every payment signal the app sends, as (name, keyword arguments by public id)."""
+    seen: list[tuple[str, dict[str, Any]]] = []
+
+    def receiver(name: str) -> Callable[..., None]:
+        def receive(sender: Flask, **kwargs: Any) -> None:
+            assert sender is app
+            seen.append((name, {k: getattr(v, "public_id", v) for k, v in kwargs.items()}))
+
+        return receive
+
+    receivers = {name: receiver(name) for name in SIGNALS}
+    for name, signal in SIGNALS.items():
+        signal.connect(receivers[name], app)
+    yield seen
+    for name, signal in SIGNALS.items():
+        signal.disconnect(receivers[name], app)
+
+
+def add_card(customer: m.Customer, number: str) -> m.PaymentMethod:
+    """Add a test card the way a customer does: the provider's page, then back to the portal."""
+    url = payments.begin_card_setup(customer, return_url=EXTERNAL_URL + "/back")
+    assert url.startswith(EXTERNAL_URL + "/portal/test-provider/setup/")
+    setup_id = url.rsplit("/", 1)[1]
+    provider = provider_of(current_app._get_current_object())  # type: ignore[attr-defined]
+    back = provider.save_card(setup_id, number=number, expiry="12/34", cvc="123")
+    assert back == f"{EXTERNAL_URL}/back?setup_id={setup_id}"
+    return payments.finish_card_setup(customer, {"setup_id": setup_id})
+
+
+def put_on_hold(subscription: m.Subscription, renewals: int = 1) -> list[m.Invoice]:
+    """Fail ``renewals`` renewals in a row: the subscription is on hold with that many invoices."""
+    return [
+        portal.record_failed_renewal(subscription, reason="Card declined at renewal")
+        for _ in range(renewals)
+    ]
+
+
+def pay(subscription: m.Subscription, card: m.PaymentMethod, key: str) -> payments.PaymentOutcome:
+    return payments.change_payment_method(
+        subscription, card, idempotency_key=key, return_url=RETURN_URL
+    )
+
+
+def outbox(session: Session) -> list[str]:
+    return list(session.scalars(sa.select(m.OutboxMessage.kind).order_by(m.OutboxMessage.id)))
+
+
+def state(session: Session, subscription: m.Subscription) -> dict[str, Any]:
+    """What a customer or the merchant could see of a subscription's billing right now."""
+    session.expire_all()
+    invoices = session.scalars(
+        sa.select(m.Invoice).filter_by(subscription_id=subscription.id).order_by(m.Invoice.id)
+    ).all()
+    attempts = session.scalars(
+        sa.select(m.Payment)
+        .filter(m.Payment.payment_method_id.is_not(None))
+        .filter_by(subscription_id=subscription.id)
+        .order_by(m.Payment.id)
+    ).all()
+    return {
+        "status": subscription.status,
+        "payment_method_id": subscription.payment_method_id,
+        "invoices": [(i.number, i.status, i.total) for i in invoices],
+        "attempts": [(p.status, p.amount, p.idempotency_key) for p in attempts],
+        "outbox": outbox(session),
+    }
+
+
+# -- Reactivation ----------------------------------------------------------------------
+
+
+def test_reactivation_charges_the_dues_once(
+    session: Session,
+    customer: m.Customer,
+    subscription: m.Subscription,
+    provider: TestProvider,
+    received: list[tuple[str, dict[str, Any]]],
+) -> None:
+    """P3, P5, P2: one charge of exactly the dues; one paid invoice replaces the dues invoices."""
+    old = put_on_hold(subscription, renewals=2)
+    card = add_card(customer, SUCCEEDS)
+    before = datetime.now(UTC)
+
+    outcome = pay(subscription, card, "key-1")
+
+    assert outcome.status == "succeeded" and outcome.failure_reason is None
+    assert provider.charge_count == 1
+    charge = provider.charges["key-1"]
+    assert (charge.amount, charge.currency, charge.status) == (5800, "USD", "succeeded")
+    assert charge.customer_ref == customer.public_id and charge.token == card.provider_token
+    assert charge.return_url == RETURN_URL.replace("{payment_id}", outcome.payment.public_id)
+
+    session.expire_all()
+    payment, invoice = outcome.payment, outcome.invoice
+    assert payment is not None and invoice is not None
+    assert (payment.status, payment.amount, payment.idempotency_key) == ("succeeded", 5800, "key-1")
+    assert payment.invoice_id == invoice.id and payment.provider_reference == charge.charge_id
+    assert (invoice.status, invoice.total, invoice.currency) == ("paid", 5800, "USD")
+    assert invoice.paid_at is not None and invoice.subscription_id == subscription.id
+    assert [line.amount for line in invoice.lines] == [2900, 2900]
+    assert [line.description.split(":")[0] for line in invoice.lines] == [
+        f"Invoice {old[0].number}",
+        f"Invoice {old[1].number}",
+    ]
+    assert [i.status for i in old] == ["void", "void"]
+    assert portal.outstanding_dues(subscription) == (0, [])
+
+    assert subscription.status == "active" and subscription.payment_method_id == card.id
+    assert before <= subscription.current_period_start <= datetime.now(UTC)
+    start = subscription.current_period_start
+    assert subscription.current_period_end == add_interval(start, "month")
+    assert subscription.next_billing_at == subscription.current_period_end
+
+    assert outbox(session) == ["payment_succeeded", "subscription_reactivated"]
+    assert [name for name, _ in received] == [
+        "payment_succeeded",
+        "payment_method_updated",
+        "subscription_reactivated",
+    ]
+    assert received[0][1] == {
+        "customer": customer.public_id,
+        "subscription": subscription.public_id,
+        "payment": payment.public_id,
+        "invoice": invoice.public_id,
+    }
+    assert received[1][1]["payment_method"] == card.public_id
+
+    assert mail.send_due() == (2, 0)
+    reactivated, succeeded = portal.local_messages()
+    assert succeeded["subject"] == "Payment received: $58.00"
+    assert "$58.00" in succeeded["text"] and invoice.number in succeeded["text"]
+    assert "Visa card ending in 4242" in succeeded["text"]
+    assert reactivated["subject"] == "Your Acme Cloud Pro subscription is active again"
+    assert "$29.00 every month" in reactivated["text"]
+
+
+@pytest.mark.parametrize(
+    ("number", "reason"),
+    [
+        (DECLINED, "Your card was declined."),
+        ("4000 0000 0000 9995", "Your card has insufficient funds."),
+        ("4000 0000 0000 0069", "Your card has expired."),
+        ("4000 0000 0000 0341", "Your card was declined."),
+    ],
+)
+def test_failed_payment_keeps_it_on_hold_and_a_new_key_retries(
+    session: Session,
+    customer: m.Customer,
+    subscription: m.Subscription,
+    provider: TestProvider,
+    received: list[tuple[str, dict[str, Any]]],
+    number: str,
+    reason: str,
+) -> None:
+    """P2, P3: a failure says why in plain words; a retry is a new attempt with a new key."""
+    (old,) = put_on_hold(subscription)
+    bad, good = add_card(customer, number), add_card(customer, SUCCEEDS)
+
+    failed = pay(subscription, bad, "key-bad")
+
+    assert (failed.status, failed.failure_reason) == ("failed", reason)
+    assert failed.invoice is not None
+    seen = state(session, subscription)
+    assert seen["status"] == "on_hold" and seen["payment_method_id"] is None
+    assert seen["invoices"] == [(old.number, "open", 2900), (failed.invoice.number, "void", 2900)]
+    assert seen["attempts"] == [("failed", 2900, "key-bad")]
+    assert seen["outbox"] == []
+    assert [name for name, _ in received] == ["payment_failed"]
+    assert received[0][1]["reason"] == reason
+    assert portal.outstanding_dues(subscription)[0] == 2900
+
+    # The same key again (a reload) answers the same, without asking for a charge.
+    assert pay(subscription, bad, "key-bad").status == "failed"
+    assert provider.charge_count == 1
+
+    retried = pay(subscription, good, "key-good")
+
+    assert retried.status == "succeeded" and provider.charge_count == 2
+    assert provider.charges["key-good"].amount == 2900
+    seen = state(session, subscription)
+    assert seen["status"] == "active" and seen["payment_method_id"] == good.id
+    assert [status for _, status, _ in seen["invoices"]] == ["void", "void", "paid"]
+    assert seen["outbox"] == ["payment_succeeded", "subscription_reactivated"]
+
+
+def test_active_subscription_only_changes_its_method(
+    session: Session,
+    customer: m.Customer,
+    subscription: m.Subscription,
+    provider: TestProvider,
+    received: list[tuple[str, dict[str, Any]]],
+) -> None:
+    """An active subscription is never charged for a change of card."""
+    first, second = add_card(customer, SUCCEEDS), add_card(customer, DECLINED)
+    period = (subscription.current_period_start, subscription.current_period_end)
+
+    assert pay(subscription, first, "key-1").status == "updated"
+    outcome = pay(subscription, second, "key-2")
+
+    assert (outcome.status, outcome.payment, outcome.invoice) == ("updated", None, None)
+    assert provider.charge_count == 0
+    seen = state(session, subscription)
+    assert seen["status"] == "active" and seen["payment_method_id"] == second.id
+    assert seen["invoices"] == [] and seen["attempts"] == [] and seen["outbox"] == []
+    assert (subscription.current_period_start, subscription.current_period_end) == period
+    assert [(name, kwargs["payment_method"]) for name, kwargs in received] == [
+        ("payment_method_updated", first.public_id),
+        ("payment_method_updated", second.public_id),
+    ]
+
+
+def test_requires_action_then_approved_on_the_challenge_page(
+    client: FlaskClient,
+    session: Session,
+    customer: m.Customer,
+    subscription: m.Subscription,
+    provider: TestProvider,
+) -> None:
+    """The bank's challenge: the customer approves, comes back, and the payment is settled."""
+    put_on_hold(subscription)
+    card = add_card(customer, AUTHENTICATE)
+
+    outcome = pay(subscription, card, "key-3ds")
+
+    assert outcome.status == "requires_action" and outcome.payment is not None
+    assert outcome.action_url is not None
+    assert outcome.action_url.startswith(EXTERNAL_URL + "/portal/test-provider/challenge/")
+    seen = state(session, subscription)
+    assert seen["status"] == "on_hold"
+    assert seen["attempts"] == [("requires_action", 2900, "key-3ds")]
+
+    # Another tab, another card: the attempt in flight answers; no second charge.
+    other = add_card(customer, SUCCEEDS)
+    assert pay(subscription, other, "key-tab-2").action_url == outcome.action_url
+    assert provider.charge_count == 1
+
+    challenge = client.get(outcome.action_url.removeprefix(EXTERNAL_URL))
+    assert challenge.status_code == 200
+    answer = client.post(
+        outcome.action_url.removeprefix(EXTERNAL_URL),
+        data={"csrf_token": csrf_token(challenge.text), "decision": "approve"},
+    )
+    assert answer.status_code == 303
+    assert answer.location == f"{EXTERNAL_URL}/portal/payments/{outcome.payment.public_id}/return"
+
+    settled = payments.settle_payment(outcome.payment)
+
+    assert settled.status == "succeeded" and provider.charge_count == 1
+    seen = state(session, subscription)
+    assert seen["status"] == "active" and seen["payment_method_id"] == card.id
+    assert seen["attempts"] == [("succeeded", 2900, "key-3ds")]
+    assert seen["outbox"] == ["payment_succeeded", "subscription_reactivated"]
+
+
+def test_requires_action_then_failed(
+    session: Session,
+    customer: m.Customer,
+    subscription: m.Subscription,
+    provider: TestProvider,
+) -> None:
+    """A failed challenge leaves the subscription on hold and free for another attempt."""
+    put_on_hold(subscription)
+    outcome = pay(subscription, add_card(customer, AUTHENTICATE), "key-3ds")
+    assert outcome.payment is not None and outcome.action_url is not None
+    provider.answer_challenge(outcome.action_url.rsplit("/", 1)[1], approve=False)
+
+    settled = payments.settle_pending(customer)
+
+    assert [(o.status, o.failure_reason) for o in settled] == [
+        ("failed", "The bank declined the authentication.")
+    ]
+    assert state(session, subscription)["status"] == "on_hold"
+    assert pay(subscription, add_card(customer, SUCCEEDS), "key-2").status == "succeeded"
+    assert provider.charge_count == 2
+
+
+# -- Never charge twice ------------------------------------------------------------------
+
+
+def test_double_submit_with_the_same_key_charges_once(
+    session: Session, customer: m.Customer, subscription: m.Subscription, provider: TestProvider
+) -> None:
+    """P3: a double click or a reload posts the same key: one charge, the same answer."""
+    put_on_hold(subscription)
+    card = add_card(customer, SUCCEEDS)
+
+    first = pay(subscription, card, "key-1")
+    again = pay(subscription, card, "key-1")
+    direct = payments.reactivate_subscription(
+        subscription, card, idempotency_key="key-1", return_url=RETURN_URL
+    )
+
+    assert first.payment is not None and again.payment is not None and direct.payment is not None
+    assert first.status == again.status == direct.status == "succeeded"
+    assert first.payment.id == again.payment.id == direct.payment.id
+    assert provider.charge_count == 1
+    seen = state(session, subscription)
+    assert seen["attempts"] == [("succeeded", 2900, "key-1")]
+    assert seen["outbox"] == ["payment_succeeded", "subscription_reactivated"]
+
+
+def test_a_key_of_another_subscription_is_refused(
+    customer: m.Customer, subscription: m.Subscription, provider: TestProvider
+) -> None:
+    """P3: an idempotency key names one attempt; it cannot answer for another subscription."""
+    put_on_hold(subscription)
+    card = add_card(customer, SUCCEEDS)
+    other = portal.start_subscription(customer, product="Acme Backup", price=500, currency="USD")
+    put_on_hold(other)
+    assert pay(subscription, card, "key-1").status == "succeeded"
+
+    with pytest.raises(portal.ValidationError) as error:
+        pay(other, card, "key-1")
+
+    assert error.value.field == "idempotency_key" and provider.charge_count == 1
+
+
+@pytest.mark.parametrize("failure", ["crash", "timeout"])
+@pytest.mark.parametrize("settle", ["reconcile", "next_visit", "reload", "second_tab"])
+def test_unknown_outcome_is_settled_with_the_same_key(
+    session: Session,
+    customer: m.Customer,
+    subscription: m.Subscription,
+    provider: TestProvider,
+    received: list[tuple[str, dict[str, Any]]],
+    caplog: pytest.LogCaptureFixture,
+    failure: Any,
+    settle: str,
+) -> None:
+    """P4: the provider charged, then crashed or timed out: settled later, never charged again."""
+    put_on_hold(subscription)
+    card = add_card(customer, SUCCEEDS)
+    provider.fail_after_charge = failure
+
+    outcome = pay(subscription, card, "key-1")
+
+    assert outcome.status == "pending" and outcome.payment is not None
+    assert provider.charge_count == 1 and provider.charges["key-1"].status == "succeeded"
+    seen = state(session, subscription)
+    assert seen["status"] == "on_hold" and seen["attempts"] == [("pending", 2900, "key-1")]
+    assert seen["invoices"][1][1] == "draft" and seen["outbox"] == [] and received == []
+    assert "settled later" in caplog.text
+
+    if settle == "reconcile":
+        assert payments.reconcile() == 0  # too recent: its request may still be running
+        with time_machine.travel(datetime.now(UTC) + timedelta(minutes=2)):
+            assert payments.reconcile() == 1
+    elif settle == "next_visit":
+        assert [o.status for o in payments.settle_pending(customer)] == ["succeeded"]
+    else:
+        # A reload posts the same key; a second tab a new one: both learn the outcome.
+        assert pay(subscription, card, "key-1" if settle == "reload" else "key-2").status == (
+            "succeeded"
+        )
+
+    assert provider.charge_count == 1 and list(provider.charges) == ["key-1"]
+    seen = state(session, subscription)
+    assert seen["status"] == "active" and seen["payment_method_id"] == card.id
+    assert seen["attempts"] == [("succeeded", 2900, "key-1")]
+    assert [status for _, status, _ in seen["invoices"]] == ["void", "paid"]
+    assert seen["outbox"] == ["payment_succeeded", "subscription_reactivated"]
+    assert [name for name, _ in received] == [
+        "payment_succeeded",
+        "payment_method_updated",
+        "subscription_reactivated",
+    ]
+    assert payments.reconcile(older_than=timedelta(0)) == 0
+
+
+class UnreachableProvider(TestProvider):
+    """A test provider that charge requests don't reach (the network fails before it) until told."""
+
+    reachable = False
+
+    def charge(self, **kwargs: Any) -> Any:
+        if not self.reachable:
+            raise ProviderError("connection refused")
+        return super().charge(**kwargs)
+
+
+def test_an_attempt_the_provider_never_saw_fails_after_the_grace_period(
+    database_url: str, app_factory: Callable[..., Flask]
+) -> None:
+    """P4: no charge under the key: "not charged" once the grace period is over; retry works."""
+    provider = UnreachableProvider()
+    app = app_factory(database_url, portal_options={"test_provider": provider})
+    with app.app_context():
+        business = portal.create_business("Acme Cloud", public_id="acme")
+        customer = portal.upsert_customer(business, "bruno@example.com")
+        subscription = portal.start_subscription(
+            customer, product="Acme Cloud", price=2900, currency="USD"
+        )
+        put_on_hold(subscription)
+        card = add_card(customer, SUCCEEDS)
+
+        assert pay(subscription, card, "key-1").status == "pending"
+        assert payments.reconcile(older_than=timedelta(0)) == 0
+        with time_machine.travel(datetime.now(UTC) + payments.NOT_CHARGED_AFTER):
+            assert payments.reconcile() == 1
+
+        session = app.extensions["customer_portal"].session
+        seen = state(session, subscription)
+        assert seen["status"] == "on_hold" and seen["attempts"] == [("failed", 2900, "key-1")]
+        assert [status for _, status, _ in seen["invoices"]] == ["open", "void"]
+        provider.reachable = True
+        assert pay(subscription, card, "key-2").status == "succeeded"
+        assert provider.charge_count == 1
+
+
+# -- Atomicity (D3) ---------------------------------------------------------------------
+
+
+def _fail_outbox_insert(app: Flask) -> tuple[Any, str, Callable[..., None]]:
+    def refuse(*args: Any) -> None:
+        raise RuntimeError("injected fault: the outbox is unavailable")
+
+    return m.OutboxMessage, "before_insert", refuse
+
+
+def _fail_reactivation_update(app: Flask) -> tuple[Any, str, Callable[..., None]]:
+    def refuse(conn: Any, cursor: Any, statement: str, parameters: Any, *args: Any) -> None:
+        if statement.startswith("UPDATE portal_subscriptions") and "'active'" in repr(parameters):
+            raise RuntimeError("injected fault: the subscription update failed")
+
+    return app.extensions["customer_portal"].engine, "before_cursor_execute", refuse
+
+
+@pytest.mark.parametrize("fault", [_fail_outbox_insert, _fail_reactivation_update])
+def test_a_fault_while_recording_success_leaves_nothing_half_done(
+    app: Flask,
+    session: Session,
+    customer: m.Customer,
+    subscription: m.Subscription,
+    provider: TestProvider,
+    received: list[tuple[str, dict[str, Any]]],
+    caplog: pytest.LogCaptureFixture,
+    fault: Callable[[Flask], tuple[Any, str, Callable[..., None]]],
+) -> None:
+    """D3, P4: the provider charged, recording it failed: all of it rolls back, then settles."""
+    put_on_hold(subscription)
+    card = add_card(customer, SUCCEEDS)
+    before = state(session, subscription)
+    target, name, listener = fault(app)
+    event.listen(target, name, listener)
+    try:
+        with caplog.at_level(logging.ERROR):
+            outcome = pay(subscription, card, "key-1")
+    finally:
+        event.remove(target, name, listener)
+
+    assert outcome.status == "pending" and "injected fault" in caplog.text
+    seen = state(session, subscription)
+    assert seen["status"] == "on_hold" and seen["payment_method_id"] is None
+    assert seen["attempts"] == [("pending", 2900, "key-1")]
+    assert seen["invoices"] == before["invoices"] + [(outcome.invoice.number, "draft", 2900)]
+    assert seen["outbox"] == [] and received == []
+
+    assert [o.status for o in payments.settle_pending(customer)] == ["succeeded"]
+
+    assert provider.charge_count == 1
+    seen = state(session, subscription)
+    assert seen["status"] == "active" and seen["payment_method_id"] == card.id
+    assert [status for _, status, _ in seen["invoices"]] == ["void", "paid"]
+    assert seen["outbox"] == ["payment_succeeded", "subscription_reactivated"]
+    assert len(received) == 3
+
+
+# -- What is never charged ---------------------------------------------------------------
+
+
+def test_a_cancelled_subscription_is_never_charged(
+    session: Session, customer: m.Customer, subscription: m.Subscription, provider: TestProvider
+) -> None:
+    """P2: once cancelled, no way of paying reaches the provider."""
+    put_on_hold(subscription)
+    card = add_card(customer, SUCCEEDS)
+    portal.cancel_subscription(subscription, at_period_end=False)
+
+    with pytest.raises(portal.ValidationError):
+        pay(subscription, card, "key-1")
+    with pytest.raises(portal.InvalidTransition):
+        payments.reactivate_subscription(
+            subscription, card, idempotency_key="key-2", return_url=RETURN_URL
+        )
+
+    assert provider.charge_count == 0
+    seen = state(session, subscription)
+    assert seen["status"] == "cancelled" and seen["attempts"] == []
+    assert seen["payment_method_id"] is None
+
+
+def test_someone_elses_card_is_refused(
+    business: m.Business, customer: m.Customer, subscription: m.Subscription, provider: TestProvider
+) -> None:
+    """Z1: a subscription is paid only with its own customer's card."""
+    put_on_hold(subscription)
+    other = portal.upsert_customer(business, "carla@example.com")
+    card = add_card(other, SUCCEEDS)
+
+    with pytest.raises(portal.ValidationError) as error:
+        pay(subscription, card, "key-1")
+
+    assert error.value.field == "payment_method" and provider.charge_count == 0
+
+
+def test_amount_comes_from_the_dues_not_the_form(
+    client: FlaskClient,
+    session: Session,
+    signed_in: m.Customer,
+    subscription: m.Subscription,
+    provider: TestProvider,
+) -> None:
+    """P5: integer minor units computed on the server; an amount posted with the form is ignored."""
+    put_on_hold(subscription)
+    portal.issue_invoice(
+        signed_in,
+        [{"description": "Extra seats", "unit_amount": 1000, "quantity": 3}],
+        currency="USD",
+        tax=333,
+        subscription=subscription,
+    )
+    card = add_card(signed_in, SUCCEEDS)
+    url = f"/portal/subscriptions/{subscription.public_id}/payment-method"
+    page = client.get(url)
+    key = page.text.split('name="idempotency_key" value="', 1)[1].split('"', 1)[0]
+
+    response = client.post(
+        url,
+        data={
+            "csrf_token": csrf_token(page.text),
+            "payment_method": card.public_id,
+            "idempotency_key": key,
+            "amount": "1",
+        },
+    )
+
+    assert response.status_code == 303
+    assert provider.charge_count == 1
+    (charge,) = provider.charges.values()
+    assert charge.amount == 2900 + 3000 + 333 and isinstance(charge.amount, int)
+    session.expire_all()
+    payment = session.scalars(sa.select(m.Payment).filter_by(status="succeeded")).one()
+    assert payment.amount == 6233 and payment.invoice is not None
+    invoice = payment.invoice
+    assert (invoice.subtotal, invoice.tax, invoice.total) == (5900, 333, 6233)
+    assert response.location.endswith(f"/portal/payments/{payment.public_id}")
+
+
+# -- Saved cards (P1) --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "token", ["4242424242424242", "4242 4242 4242 4242", "tok_4000002760003184"]
+)
+def test_save_card_refuses_a_card_number_as_token(
+    session: Session, customer: m.Customer, token: str
+) -> None:
+    """P1: only a provider token is stored, never something that looks like a card number."""
+    with pytest.raises(portal.ValidationError) as error:
+        payments.save_card(customer, SavedCard(token, "visa", "4242", 12, 2034))
+
+    assert error.value.field == "token"
+    assert session.scalars(sa.select(m.PaymentMethod)).all() == []
+
+
+def test_save_card_keeps_one_row_per_token_and_a_default(customer: m.Customer) -> None:
+    """Saving a card twice gives the same row; the first card is the default."""
+    card = SavedCard("card_abc", "visa", "4242", 12, 2034)
+    first = payments.save_card(customer, card)
+    again = payments.save_card(customer, card)
+    second = payments.save_card(customer, SavedCard("card_def", "visa", "0002", 1, 2030))
+
+    assert first.id == again.id and first.is_default and not second.is_default
+    assert [c.public_id for c in payments.customer_cards(customer)] == [
+        first.public_id,
+        second.public_id,
+    ]
+    assert payments.get_card(customer, second.public_id) == second
+
+
+@pytest.mark.parametrize(
+    "card",
+    [
+        SavedCard("card_1", "visa", "42424", 12, 2034),
+        SavedCard("card_1", "visa", "abcd", 12, 2034),
+        SavedCard("card_1", "visa", "4242", 13, 2034),
+        SavedCard("card_1", "", "4242", 12, 2034),
+    ],
+)
+def test_save_card_validates(customer: m.Customer, card: SavedCard) -> None:
+    with pytest.raises(portal.ValidationError):
+        payments.save_card(customer, card)
+
+
+def test_finish_card_setup_takes_only_the_customers_own_setup(
+    business: m.Business, customer: m.Customer, provider: TestProvider
+) -> None:
+    """Z1: a setup id of another customer, or an unfinished one, saves nothing."""
+    other = portal.upsert_customer(business, "carla@example.com")
+    url = payments.begin_card_setup(other, return_url=EXTERNAL_URL + "/back")
+    setup_id = url.rsplit("/", 1)[1]
+
+    with pytest.raises(portal.ValidationError):
+        payments.finish_card_setup(other, {"setup_id": setup_id})  # not finished yet
+    provider.save_card(setup_id, number=SUCCEEDS, expiry="12/34", cvc="123")
+    with pytest.raises(portal.ValidationError):
+        payments.finish_card_setup(customer, {"setup_id": setup_id})
+
+    assert payments.customer_cards(customer) == []
+    assert payments.finish_card_setup(other, {"setup_id": setup_id}).last4 == "4242"
+
+
+def test_no_column_or_log_line_holds_a_card_number(
+    session: Session,
+    customer: m.Customer,
+    subscription: m.Subscription,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """P1: after cards are added and charged, no table and no log line holds a number."""
+    put_on_hold(subscription)
+    numbers = [AUTHENTICATE, DECLINED, SUCCEEDS]
+    with caplog.at_level(logging.DEBUG):
+        for n, number in enumerate(numbers):
+            pay(subscription, add_card(customer, number), f"key-{n}")
+
+    session.expire_all()
+    dump = []
+    for table in Base.metadata.sorted_tables:
+        dump.extend(repr(tuple(row)) for row in session.execute(sa.select(table)))
+    text = "\n".join(dump) + caplog.text
+    for number in numbers:
+        digits = number.replace(" ", "")
+        assert digits not in text and number not in text
+
+
+# -- The command ---------------------------------------------------------------------------
+
+
+def test_flask_portal_reconcile(
+    app: Flask,
+    session: Session,
+    customer: m.Customer,
+    subscription: m.Subscription,
+    provider: TestProvider,
+) -> None:
+    """P4: ``flask portal reconcile`` settles unknown attempts and says how many."""
+    put_on_hold(subscription)
+    card = add_card(customer, SUCCEEDS)
+    provider.fail_after_charge = "timeout"
+    assert pay(subscription, card, "key-1").status == "pending"
+    provider.fail_after_charge = None
+    runner = app.test_cli_runner()
+
+    assert runner.invoke(args=["portal", "reconcile"]).output == "Settled 0 payment attempts.\n"
+    result = runner.invoke(args=["portal", "reconcile", "--older-than", "0"])
+
+    assert result.exit_code == 0 and result.output == "Settled 1 payment attempt.\n"
+    assert provider.charge_count == 1
+    assert state(session, subscription)["status"] == "active"
+    assert len(portal.local_messages()) == 2  # the command sends its mail before it ends
+
+
+def test_a_challenge_approved_after_cancelling_never_reactivates(
+    session: Session,
+    customer: m.Customer,
+    subscription: m.Subscription,
+    provider: TestProvider,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """P2: a payment in flight when the plan was cancelled is recorded as the provider says,
+    the subscription stays cancelled, and the merchant is told to refund it."""
+    put_on_hold(subscription)
+    outcome = pay(subscription, add_card(customer, AUTHENTICATE), "key-3ds")
+    assert outcome.payment is not None and outcome.action_url is not None
+    portal.cancel_subscription(subscription, at_period_end=False)
+    provider.answer_challenge(outcome.action_url.rsplit("/", 1)[1], approve=True)
+
+    settled = payments.settle_payment(outcome.payment)
+
+    assert settled.status == "succeeded" and provider.charge_count == 1
+    seen = state(session, subscription)
+    assert seen["status"] == "cancelled" and seen["payment_method_id"] is None
+    assert [status for _, status, _ in seen["invoices"]] == ["void", "paid"]
+    assert seen["outbox"] == ["subscription_cancelled", "payment_succeeded"]
+    assert "refund it if it is not owed" in caplog.text

@@ -1,0 +1,106 @@
+"""Concurrent payments on PostgreSQL: ten posts at once still make one charge (P3)."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from flask import Flask
+from sqlalchemy.orm import Session
+
+from flask_customer_portal import models as m
+from flask_customer_portal import payments, signals
+from flask_customer_portal.providers import TestProvider
+
+from .test_payments import RETURN_URL, SUCCEEDS, add_card, provider_of, put_on_hold
+
+THREADS = 10
+
+pytestmark = pytest.mark.postgresql_only
+
+
+def post_at_once(app: Flask, subscription_id: int, card_id: int, keys: list[str]) -> list[Any]:
+    """Confirm the payment from one thread per key, all released together; return the outcomes.
+
+    Each thread has its own app context, so its own database session, like a
+    request on a server.
+    """
+    barrier = threading.Barrier(len(keys))
+    results: list[Any] = [None] * len(keys)
+
+    def post(index: int) -> None:
+        with app.app_context():
+            session = app.extensions["customer_portal"].session
+            subscription = session.get(m.Subscription, subscription_id)
+            card = session.get(m.PaymentMethod, card_id)
+            barrier.wait()
+            try:
+                outcome = payments.change_payment_method(
+                    subscription, card, idempotency_key=keys[index], return_url=RETURN_URL
+                )
+                results[index] = outcome.status
+            except Exception as error:  # reported below with the others
+                results[index] = error
+
+    threads = [threading.Thread(target=post, args=(i,)) for i in range(len(keys))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    return results
+
+
+@pytest.fixture
+def reactivations(app: Flask) -> Any:
+    seen: list[str] = []
+
+    def receive(sender: Flask, **kwargs: Any) -> None:
+        seen.append(kwargs["subscription"].public_id)
+
+    with signals.subscription_reactivated.connected_to(receive, app):
+        yield seen
+
+
+@pytest.mark.parametrize(
+    "keys",
+    [
+        pytest.param(["same-key"] * THREADS, id="double-clicks"),
+        pytest.param([f"tab-{i}" for i in range(THREADS)], id="tabs"),
+    ],
+)
+def test_ten_concurrent_confirmations_charge_once(
+    app: Flask,
+    session: Session,
+    customer: m.Customer,
+    subscription: m.Subscription,
+    reactivations: list[str],
+    keys: list[str],
+) -> None:
+    """P3, P2: the same key ten times, or ten keys (tabs), at once: one charge, active once."""
+    put_on_hold(subscription, renewals=2)
+    card = add_card(customer, SUCCEEDS)
+    provider: TestProvider = provider_of(app)
+
+    results = post_at_once(app, subscription.id, card.id, keys)
+
+    assert not [r for r in results if isinstance(r, Exception)], results
+    assert "succeeded" in results
+    assert set(results) <= {"succeeded", "pending", "updated"}
+    assert provider.charge_count == 1
+    (charge,) = provider.charges.values()
+    assert (charge.amount, charge.status) == (5800, "succeeded")
+    session.expire_all()
+    attempts = session.scalars(
+        sa.select(m.Payment.status).filter(
+            m.Payment.subscription_id == subscription.id, m.Payment.payment_method_id.is_not(None)
+        )
+    )
+    assert list(attempts) == ["succeeded"]
+    assert subscription.status == "active" and subscription.payment_method_id == card.id
+    assert reactivations == [subscription.public_id]
+    paid = session.scalars(sa.select(m.Invoice).filter_by(status="paid")).all()
+    assert [invoice.total for invoice in paid] == [5800]
+    kinds = session.scalars(sa.select(m.OutboxMessage.kind).order_by(m.OutboxMessage.id))
+    assert list(kinds) == ["payment_succeeded", "subscription_reactivated"]
