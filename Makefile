@@ -10,7 +10,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # local page. The interactive debugger stays off.
 FLASK := PORT=$(PORT) $(BIN)/flask --app example_app --debug
 
-.PHONY: demo test lint typecheck docs pytest system-packages clean
+.PHONY: demo test lint typecheck docs pytest system-packages clean translations-extract translations-compile
 
 demo: $(VENV)/.installed
 	$(FLASK) seed-demo
@@ -57,6 +57,18 @@ $(VENV)/.installed: $(BIN)/python pyproject.toml
 $(VENV)/.installed-dev: $(BIN)/python pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $@ $(VENV)/.installed
+
+# Translations: extract every message into the catalogue template and merge it
+# into the pt_BR and es catalogues; compile them (the .mo files ship in the package).
+translations-extract: $(VENV)/.installed-dev
+	$(BIN)/pybabel extract -F babel.cfg -k _l -k lazy_gettext --add-comments=Translators: \
+		--project=flask-customer-portal --version=0.1.0 -w 100 \
+		-o flask_customer_portal/translations/customer_portal.pot flask_customer_portal
+	$(BIN)/pybabel update -i flask_customer_portal/translations/customer_portal.pot \
+		-d flask_customer_portal/translations -D customer_portal -w 100 --ignore-obsolete
+
+translations-compile: $(VENV)/.installed-dev
+	$(BIN)/pybabel compile -d flask_customer_portal/translations -D customer_portal --statistics
 
 clean:
 	rm -rf $(VENV) instance example_app/instance site .pytest_cache .mypy_cache .ruff_cache

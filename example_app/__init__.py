@@ -44,6 +44,9 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         if not app.config.get("MAIL_SERVER"):
             app.config.setdefault("CUSTOMER_PORTAL_MAIL_BACKEND", "local")
     app.config.setdefault("MAIL_DEFAULT_SENDER", "Acme Cloud <billing@acme.example.com>")
+    # The portal's pages wear the store's layout (templates/acme/portal_layout.html),
+    # and templates/customer_portal/login_sent.html overrides one page.
+    app.config.setdefault("CUSTOMER_PORTAL_BASE_TEMPLATE", "acme/portal_layout.html")
     if "SQLALCHEMY_DATABASE_URI" not in app.config:
         os.makedirs(app.instance_path, exist_ok=True)
         app.config["SQLALCHEMY_DATABASE_URI"] = "sqlite:///" + os.path.join(

@@ -22,6 +22,7 @@ from . import mail
 from .config import config_value
 from .db import db_session, unit_of_work, utcnow
 from .errors import ValidationError
+from .i18n import _l
 from .models import (
     SIGN_IN_PURPOSES,
     ApiKey,
@@ -406,7 +407,7 @@ def _compose_login_link(message: OutboxMessage) -> mail.Composed | None:
     link = new_link(customer, "email_login")
     return mail.render(
         "login_link",
-        f"Your sign-in link for {customer.business.name}",
+        _l("Your sign-in link for %(business)s", business=customer.business.name),
         business=customer.business,
         customer=customer,
         link=link,
@@ -422,7 +423,7 @@ def _compose_portal_link(message: OutboxMessage) -> mail.Composed | None:
     link = new_link(customer, "portal_session", return_url=message.params.get("return_url"))
     return mail.render(
         "portal_link",
-        f"Your {customer.business.name} account",
+        _l("Your %(business)s account", business=customer.business.name),
         business=customer.business,
         customer=customer,
         link=link,

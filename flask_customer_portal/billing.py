@@ -29,6 +29,7 @@ from sqlalchemy.orm import selectinload
 from . import validation as v
 from .db import db_session, unit_of_work, utcnow
 from .errors import ValidationError
+from .i18n import gettext
 from .models import Business, Customer, Invoice, InvoiceLine, Payment, Refund, Subscription
 from .subscriptions import add_interval, transition
 
@@ -481,6 +482,8 @@ def billing_history(
 ) -> HistoryPage:
     """Return a page of ``customer``'s invoices, payments and refunds, newest first.
 
+    Descriptions are in the current locale (a page's).
+
     One statement per page, whatever the page and however long the history:
     the three tables are merged with ``UNION ALL``, ordered by (time, kind,
     public id), and the page starts after a cursor (keyset pagination), never
@@ -648,10 +651,17 @@ _HISTORY_KINDS: dict[str, Callable[[Customer], Select[*tuple[Any, ...]]]] = {
 def _entry(row: Row[Any]) -> HistoryEntry:
     number = row.invoice_number
     if row.kind == "invoice":
-        description = f"Invoice {number}"
+        description = gettext("Invoice %(number)s", number=number)
+    elif row.kind == "payment":
+        description = (
+            gettext("Payment for invoice %(number)s", number=number)
+            if number
+            else gettext("Payment")
+        )
     else:
-        noun = "Payment" if row.kind == "payment" else "Refund"
-        description = f"{noun} for invoice {number}" if number else noun
+        description = (
+            gettext("Refund for invoice %(number)s", number=number) if number else gettext("Refund")
+        )
     return HistoryEntry(
         kind=row.kind,
         public_id=row.public_id,

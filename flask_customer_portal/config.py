@@ -47,6 +47,9 @@ DEFAULTS: dict[str, Any] = {
     "RECENT_SIGN_IN": 15 * 60,
     # Extra origins (scheme://host[:port]) a return_url may point to, besides EXTERNAL_URL's.
     "RETURN_URL_ORIGINS": [],
+    # Origins of the payment provider's hosted pages (card entry, 3-D Secure), which
+    # the portal's forms redirect to: the page's CSP allows them as form targets.
+    "PROVIDER_ORIGINS": [],
     # Flask-Limiter storage; shared (such as "redis://...") in production.
     "RATELIMIT_STORAGE_URI": "memory://",
     # Sign-in link requests, per client IP and per email address.
@@ -87,6 +90,7 @@ _TYPES: dict[str, type | tuple[type, ...]] = {
     "SESSION_IDLE_TIMEOUT": int,
     "RECENT_SIGN_IN": int,
     "RETURN_URL_ORIGINS": (list, tuple),
+    "PROVIDER_ORIGINS": (list, tuple),
     "RATELIMIT_STORAGE_URI": str,
     "LOGIN_RATE_LIMIT_IP": str,
     "LOGIN_RATE_LIMIT_EMAIL": str,
@@ -153,7 +157,9 @@ def check(app: Flask) -> None:
         if app.config[PREFIX + name] <= 0:
             raise ConfigurationError(f"{PREFIX}{name} must be a positive number of seconds")
     for name, url in [("EXTERNAL_URL", app.config[PREFIX + "EXTERNAL_URL"])] + [
-        ("RETURN_URL_ORIGINS", origin) for origin in app.config[PREFIX + "RETURN_URL_ORIGINS"]
+        (key, origin)
+        for key in ("RETURN_URL_ORIGINS", "PROVIDER_ORIGINS")
+        for origin in app.config[PREFIX + key]
     ]:
         if url is not None and not _is_origin(url):
             raise ConfigurationError(

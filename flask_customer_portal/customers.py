@@ -16,6 +16,7 @@ from .businesses import locale as parse_locale
 from .config import MODES, config_value
 from .db import db_session, unit_of_work
 from .errors import ValidationError
+from .i18n import _l
 from .models import Business, Customer, OutboxMessage
 
 
@@ -285,7 +286,7 @@ def _compose_email_change(message: OutboxMessage) -> mail.Composed | None:
     link = access.new_link(customer, "email_change", new_email=new_email)
     return mail.render(
         "email_change",
-        f"Confirm your new email address for {customer.business.name}",
+        _l("Confirm your new email address for %(business)s", business=customer.business.name),
         business=customer.business,
         customer=customer,
         new_email=new_email,
@@ -301,7 +302,7 @@ def _compose_email_change_notice(message: OutboxMessage) -> mail.Composed | None
         return None
     return mail.render(
         "email_change_notice",
-        f"Your {customer.business.name} email address is changing",
+        _l("Your %(business)s email address is changing", business=customer.business.name),
         business=customer.business,
         customer=customer,
         old_email=message.recipient,

@@ -13,7 +13,7 @@ from flask_limiter.util import get_remote_address
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, scoped_session, sessionmaker
 
-from . import config, invoices, mail
+from . import config, i18n, invoices, mail
 from .errors import ConfigurationError
 from .providers import PaymentProvider, TestProvider
 
@@ -147,6 +147,10 @@ class CustomerPortal:
         state.host_customer = self.host_customer
         state.invoice_renderer = renderer
         app.extensions[EXTENSION_KEY] = state
+
+        from .views.language import select_locale
+
+        i18n.init_babel(app, select_locale)
 
         from .cli import portal_cli
 

@@ -8,12 +8,18 @@ from decimal import Decimal
 from babel.dates import format_date as _format_date
 from babel.numbers import format_currency, get_currency_precision
 
+from .i18n import SUPPORTED_LOCALES, supported
 from .models import Customer
 
 
 def locale_of(customer: Customer) -> str:
-    """Return the customer's locale: their own choice, else their business's default."""
-    return customer.locale or customer.business.default_locale
+    """Return the locale ``customer`` reads away from a page (mail): their own choice,
+    else their business's default, among the portal's languages; else English."""
+    return (
+        supported(customer.locale)
+        or supported(customer.business.default_locale)
+        or SUPPORTED_LOCALES[0]
+    )
 
 
 def money(amount: int, currency: str, locale: str) -> str:

@@ -16,6 +16,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
+from flask_babel import force_locale
 from reportlab.lib import colors
 from reportlab.lib.pagesizes import A4
 from reportlab.lib.units import mm
@@ -26,6 +27,7 @@ from reportlab.pdfgen.canvas import Canvas
 
 from . import formatting
 from .errors import ConfigurationError
+from .i18n import N_, gettext
 from .models import Invoice
 
 FONTS = Path(__file__).parent / "fonts"
@@ -72,13 +74,13 @@ def filename(invoice: Invoice) -> str:
     return f"invoice-{number or 'document'}.pdf"
 
 
-#: The mark printed on an invoice for each status, with its colour.
+#: The mark printed on an invoice for each status (translated when drawn), with its colour.
 STATUS_MARKS = {
-    "paid": ("PAID", colors.HexColor("#116329")),
-    "open": ("OPEN", colors.HexColor("#9a4d00")),
-    "void": ("VOID", colors.HexColor("#57606a")),
-    "draft": ("DRAFT", colors.HexColor("#57606a")),
-    "uncollectible": ("UNCOLLECTIBLE", colors.HexColor("#b42318")),
+    "paid": (N_("PAID"), colors.HexColor("#116329")),
+    "open": (N_("OPEN"), colors.HexColor("#9a4d00")),
+    "void": (N_("VOID"), colors.HexColor("#57606a")),
+    "draft": (N_("DRAFT"), colors.HexColor("#57606a")),
+    "uncollectible": (N_("UNCOLLECTIBLE"), colors.HexColor("#b42318")),
 }
 
 
@@ -89,7 +91,7 @@ class ReportlabInvoiceRenderer:
     are (no markup is interpreted, D2), in the shipped DejaVu Sans so any
     script renders. The logo comes from the business's stored bytes only.
     The document's dates are the invoice's issue date, so the bytes depend on
-    the invoice alone.
+    the invoice (and the locale, of its words, money and dates) alone.
     """
 
     media_type = "application/pdf"
@@ -101,11 +103,13 @@ class ReportlabInvoiceRenderer:
         issued = invoice.issued_at.strftime("D:%Y%m%d%H%M%S+00'00'")
         canvas.setDateFormatter(lambda *_: issued)
         business = invoice.business_snapshot
-        canvas.setTitle(f"Invoice {invoice.number}")
-        canvas.setAuthor(business.get("name") or "")
-        canvas.setCreator("flask-customer-portal")
-        canvas.setSubject(f"Invoice {invoice.number}")
-        _Page(canvas, invoice, locale).draw()
+        with force_locale(locale):
+            title = gettext("Invoice %(number)s", number=invoice.number)
+            canvas.setTitle(title)
+            canvas.setAuthor(business.get("name") or "")
+            canvas.setCreator("flask-customer-portal")
+            canvas.setSubject(title)
+            _Page(canvas, invoice, locale).draw()
         canvas.save()
         return buffer.getvalue()
 
@@ -153,24 +157,24 @@ class _Page:
         self.lines(
             [
                 *_split(business.get("address")),
-                _labelled("Tax ID", business.get("tax_id")),
+                _labelled(gettext("Tax ID"), business.get("tax_id")),
                 business.get("support_email"),
             ]
         )
         below_business, self.y = self.y, _TOP
-        self.text("INVOICE", bold=True, size=18, right=True)
+        self.text(gettext("INVOICE"), bold=True, size=18, right=True)
         self.text(invoice.number, size=11, right=True)
         self.y -= 2 * mm
         for label, moment in (
-            ("Issued", invoice.issued_at),
-            ("Due", invoice.due_at),
-            ("Paid", invoice.paid_at),
+            (gettext("Issued"), invoice.issued_at),
+            (gettext("Due"), invoice.due_at),
+            (gettext("Paid"), invoice.paid_at),
         ):
             if moment is not None:
-                self.text(f"{label}: {formatting.date(moment, self.locale)}", right=True)
+                self.text(_labelled(label, formatting.date(moment, self.locale)) or "", right=True)
         self.mark()
         self.y = min(self.y, below_business) - 8 * mm
-        self.text("Bill to", bold=True)
+        self.text(gettext("Bill to"), bold=True)
         self.lines([customer.get("name"), customer.get("email"), customer.get("phone")])
         self.y -= 8 * mm
         self.table()
@@ -192,7 +196,8 @@ class _Page:
         self.y -= height + 4 * mm
 
     def mark(self) -> None:
-        label, colour = STATUS_MARKS[self.invoice.status]
+        mark, colour = STATUS_MARKS[self.invoice.status]
+        label = gettext(mark)
         width, height = pdfmetrics.stringWidth(label, self.bold, 16) + 6 * mm, 9 * mm
         self.y -= 3 * mm
         canvas = self.canvas
@@ -227,8 +232,9 @@ class _Page:
         self.room(_leading(10) * 3)
         canvas, baseline = self.canvas, self.y - 10
         canvas.setFont(self.bold, 10)
-        canvas.drawString(_MARGIN, baseline, "Description")
-        for right, label in zip(_COLUMNS, ("Qty", "Unit price", "Amount"), strict=True):
+        canvas.drawString(_MARGIN, baseline, gettext("Description"))
+        labels = (gettext("Qty"), gettext("Unit price"), gettext("Amount"))
+        for right, label in zip(_COLUMNS, labels, strict=True):
             canvas.drawRightString(right, baseline, label)
         self.y -= _leading(10)
         self.rule()
@@ -237,9 +243,14 @@ class _Page:
     def totals(self) -> None:
         invoice = self.invoice
         rows = [
-            ("Subtotal", invoice.subtotal, self.regular, 10),
-            ("Tax", invoice.tax, self.regular, 10),
-            (f"Total ({invoice.currency})", invoice.total, self.bold, 12),
+            (gettext("Subtotal"), invoice.subtotal, self.regular, 10),
+            (gettext("Tax"), invoice.tax, self.regular, 10),
+            (
+                gettext("Total (%(currency)s)", currency=invoice.currency),
+                invoice.total,
+                self.bold,
+                12,
+            ),
         ]
         self.room(sum(_leading(size) for *_, size in rows) + 3 * mm)
         self.y -= 3 * mm
@@ -292,4 +303,4 @@ def _split(text: str | None) -> list[str]:
 
 
 def _labelled(label: str, value: str | None) -> str | None:
-    return f"{label}: {value}" if value else None
+    return gettext("%(label)s: %(value)s", label=label, value=value) if value else None

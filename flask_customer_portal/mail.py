@@ -18,12 +18,15 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from flask import Flask, current_app, render_template
+from flask_babel import force_locale
 from flask_mail import Connection, Mail, Message
 from sqlalchemy import event, select, update
 from sqlalchemy.orm import Session
 
+from . import i18n
 from .config import config_value
 from .db import db_session, utcnow
+from .formatting import locale_of
 from .models import Customer, OutboxMessage
 
 #: The longest wait between two attempts at one message.
@@ -57,12 +60,25 @@ def composer(kind: str) -> Callable[[Callable[[OutboxMessage], Composed | None]]
 
 
 def render(template: str, subject: str, **context: Any) -> Composed:
-    """Render ``customer_portal/email/<template>.txt`` and ``.html`` into a message."""
-    return Composed(
-        subject=subject,
-        text=render_template(f"customer_portal/email/{template}.txt", **context),
-        html=render_template(f"customer_portal/email/{template}.html", **context),
+    """Render ``customer_portal/email/<template>.txt`` and ``.html`` into a message.
+
+    The message is in the language of ``context["customer"]``
+    (:func:`~.formatting.locale_of`): give the ``subject`` and any words as
+    lazy strings (``i18n.lazy_gettext``) so they are translated into it here.
+    """
+    customer = context.get("customer")
+    locale = (
+        locale_of(customer)
+        if customer is not None
+        else i18n.supported(config_value("DEFAULT_LOCALE")) or i18n.SUPPORTED_LOCALES[0]
     )
+    with force_locale(locale):
+        context = {**i18n.template_helpers(), "locale": i18n.current_locale(), **context}
+        return Composed(
+            subject=str(subject),
+            text=render_template(f"customer_portal/email/{template}.txt", **context),
+            html=render_template(f"customer_portal/email/{template}.html", **context),
+        )
 
 
 def queue(recipient: str, kind: str, **params: Any) -> OutboxMessage:

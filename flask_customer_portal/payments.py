@@ -30,6 +30,7 @@ from . import validation as v
 from .billing import _lines, _new_invoice, outstanding_dues
 from .db import db_session, utcnow
 from .errors import ConfigurationError, InvalidTransition, ValidationError
+from .i18n import N_, _l, gettext, lazy_period
 from .models import Customer, Invoice, OutboxMessage, Payment, PaymentMethod, Subscription
 from .providers.base import ChargeResult, PaymentProvider, ProviderError, SavedCard
 from .subscriptions import add_interval, subscription_name, transition
@@ -162,7 +163,7 @@ def finish_card_setup(customer: Customer, params: Mapping[str, str]) -> PaymentM
         card = provider.complete_card_setup(customer_ref=customer.public_id, params=params)
     except (ValueError, ProviderError):
         raise ValidationError(
-            "setup_id", "We could not find the card you added. Please add it again."
+            "setup_id", N_("We could not find the card you added. Please add it again.")
         ) from None
     return save_card(customer, card)
 
@@ -219,7 +220,7 @@ def change_payment_method(
     if subscription.status not in ("active", "pending") or not _set_method(subscription, method):
         session.rollback()
         raise ValidationError(
-            "subscription", "This subscription has ended; its payment method cannot change."
+            "subscription", N_("This subscription has ended; its payment method cannot change.")
         )
     session.commit()
     _send(
@@ -338,11 +339,15 @@ def _new_attempt(subscription: Subscription, method: PaymentMethod, key: str) ->
     session = db_session()
     total, dues = outstanding_dues(subscription)
     if not dues:
-        raise ValidationError("subscription", "This subscription has nothing to pay.")
+        raise ValidationError("subscription", N_("This subscription has nothing to pay."))
     lines = [
         {
             "description": (
-                f"Invoice {due.number}: " + "; ".join(line.description for line in due.lines)
+                gettext(
+                    "Invoice %(number)s: %(lines)s",
+                    number=due.number,
+                    lines="; ".join(line.description for line in due.lines),
+                )
             )[:500],
             "unit_amount": due.subtotal,
         }
@@ -392,8 +397,12 @@ def _charge(payment: Payment, method: PaymentMethod, return_url: str) -> Payment
             amount=payment.amount,
             currency=payment.currency,
             idempotency_key=payment.idempotency_key,
-            description=f"{customer.business.name} {subscription_name(subscription)}: "
-            f"invoice {payment.invoice.number}",
+            description=gettext(
+                "%(business)s %(name)s: invoice %(number)s",
+                business=customer.business.name,
+                name=subscription_name(subscription),
+                number=payment.invoice.number,
+            ),
             return_url=return_url,
         )
     except ProviderError as error:
@@ -683,7 +692,7 @@ def _compose_succeeded(message: OutboxMessage) -> mail.Composed | None:
     amount = formatting.money(payment.amount, payment.currency, locale)
     return mail.render(
         "payment_succeeded",
-        f"Payment received: {amount}",
+        _l("Payment received: %(amount)s", amount=amount),
         business=customer.business,
         customer=customer,
         name=subscription_name(subscription),
@@ -702,14 +711,10 @@ def _compose_reactivated(message: OutboxMessage) -> mail.Composed | None:
     customer = subscription.customer
     locale = formatting.locale_of(customer)
     name = subscription_name(subscription)
-    period = (
-        subscription.interval
-        if subscription.interval_count == 1
-        else f"{subscription.interval_count} {subscription.interval}s"
-    )
+    period = lazy_period(subscription.interval, subscription.interval_count)
     return mail.render(
         "subscription_reactivated",
-        f"Your {name} subscription is active again",
+        _l("Your %(name)s subscription is active again", name=name),
         business=customer.business,
         customer=customer,
         name=name,

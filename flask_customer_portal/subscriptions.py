@@ -14,6 +14,7 @@ from . import formatting, mail
 from . import validation as v
 from .db import db_session, unit_of_work, utcnow
 from .errors import InvalidTransition, ValidationError
+from .i18n import N_, _l, lazy_period
 from .models import INTERVALS, Customer, Invoice, OutboxMessage, Subscription
 
 #: For each status, the statuses a subscription may come from.
@@ -225,9 +226,7 @@ def cancel_subscription(subscription: Subscription, *, at_period_end: bool) -> S
     """
     way = "period_end" if at_period_end else "now"
     if subscription.status not in CURRENT:
-        raise ValidationError(
-            "subscription", f"This subscription has already {_ENDED[subscription.status]}."
-        )
+        raise ValidationError("subscription", _ENDED[subscription.status])
     if way not in cancel_options(subscription):
         raise ValidationError("at_period_end", _not_offered(subscription, way))
     now, previous_status, voided = utcnow(), subscription.status, 0
@@ -276,10 +275,10 @@ def undo_cancellation(subscription: Subscription) -> Subscription:
     """
     now = utcnow()
     if subscription.status != "active" or not subscription.cancel_at_period_end:
-        raise ValidationError("subscription", "This subscription has no cancellation to undo.")
+        raise ValidationError("subscription", N_("This subscription has no cancellation to undo."))
     if subscription.current_period_end <= now:
         raise ValidationError(
-            "subscription", "This subscription's period has ended; the cancellation stands."
+            "subscription", N_("This subscription's period has ended; the cancellation stands.")
         )
     with unit_of_work():
         _conditional_update(
@@ -332,17 +331,21 @@ def end_due_cancellations(now: datetime | None = None) -> int:
     return int(result.rowcount)  # type: ignore[attr-defined]
 
 
-_ENDED = {"cancelled": "been cancelled", "expired": "expired", "failed": "failed to start"}
+_ENDED = {
+    "cancelled": N_("This subscription has already been cancelled."),
+    "expired": N_("This subscription has already expired."),
+    "failed": N_("This subscription has already failed to start."),
+}
 
 
 def _not_offered(subscription: Subscription, way: str) -> str:
     if way == "period_end" and subscription.cancel_at_period_end:
-        return "This subscription is already set to end at the end of its period."
+        return N_("This subscription is already set to end at the end of its period.")
     if way == "period_end" and subscription.status != "active":
-        return "This subscription has no paid period to run out; it can only end now."
+        return N_("This subscription has no paid period to run out; it can only end now.")
     if way == "period_end":
-        return "Cancelling at the end of the period is not offered; you can cancel now."
-    return "Cancelling at once is not offered; you can cancel at the end of the period."
+        return N_("Cancelling at the end of the period is not offered; you can cancel now.")
+    return N_("Cancelling at once is not offered; you can cancel at the end of the period.")
 
 
 def _conditional_update(
@@ -378,12 +381,6 @@ def _void_open_invoices(subscription: Subscription) -> int:
     return int(total or 0)
 
 
-def _period_words(subscription: Subscription) -> str:
-    if subscription.interval_count == 1:
-        return subscription.interval
-    return f"{subscription.interval_count} {subscription.interval}s"
-
-
 @mail.composer("subscription_cancelled")
 def _compose_cancelled(message: OutboxMessage) -> mail.Composed | None:
     subscription = _subscription_of(message)
@@ -396,9 +393,9 @@ def _compose_cancelled(message: OutboxMessage) -> mail.Composed | None:
     at_period_end = bool(message.params["at_period_end"])
     return mail.render(
         "subscription_cancelled",
-        f"Your {name} subscription ends on {ends_on}"
+        _l("Your %(name)s subscription ends on %(date)s", name=name, date=ends_on)
         if at_period_end
-        else f"Your {name} subscription is cancelled",
+        else _l("Your %(name)s subscription is cancelled", name=name),
         business=customer.business,
         customer=customer,
         name=name,
@@ -421,7 +418,7 @@ def _compose_undone(message: OutboxMessage) -> mail.Composed | None:
     name = subscription_name(subscription)
     return mail.render(
         "cancellation_undone",
-        f"Your {name} subscription continues",
+        _l("Your %(name)s subscription continues", name=name),
         business=customer.business,
         customer=customer,
         name=name,
@@ -429,7 +426,7 @@ def _compose_undone(message: OutboxMessage) -> mail.Composed | None:
             datetime.fromisoformat(message.params["renews_at"]), locale, "long"
         ),
         price=formatting.money(subscription.amount, subscription.currency, locale),
-        period=_period_words(subscription),
+        period=lazy_period(subscription.interval, subscription.interval_count),
     )
 
 

@@ -302,6 +302,7 @@ def test_pages_send_security_headers_and_a_hardened_cookie(
     page = client.get(LOGIN)
     csp = page.headers["Content-Security-Policy"]
     assert "frame-ancestors 'none'" in csp and "script-src 'self'" in csp
+    assert "form-action 'self';" in csp
     assert page.headers["X-Content-Type-Options"] == "nosniff"
     opened = open_link(client, portal.create_portal_session(customer).url)
     cookie = opened.headers["Set-Cookie"]

@@ -345,8 +345,8 @@ def test_ana_sees_twelve_paid_invoices_and_downloads_one(
     pdf = client.get(f"/portal/billing/invoices/{numbers[0]}.pdf")
     assert pdf.mimetype == "application/pdf"
     text = "".join(p.extract_text() for p in PdfReader(io.BytesIO(pdf.data)).pages)
-    # Ana reads Brazilian Portuguese: her money looks like "US$ 29,00".
-    assert number[0] in text and "US$ 29,00" in text and "Ana Souza" in text and "PAID" in text
+    # Ana reads Brazilian Portuguese: her money looks like "US$ 29,00", her invoice is "PAGA".
+    assert number[0] in text and "US$ 29,00" in text and "Ana Souza" in text and "PAGA" in text
 
 
 def test_carla_finds_her_cancelled_plan_among_the_past_ones(
@@ -355,7 +355,7 @@ def test_carla_finds_her_cancelled_plan_among_the_past_ones(
     sign_in_as(seeded, client, "carla@example.com")
     page = client.get("/portal/subscriptions").text
     past = page[page.index('id="cp-past-title"') :]
-    assert "Cancelled" in past
+    assert "Cancelada" in past  # Carla reads Brazilian Portuguese
 
 
 def test_a_cyrillic_name_renders_in_the_pdf(seeded: Flask, client: FlaskClient) -> None:
@@ -373,3 +373,17 @@ def test_a_cyrillic_name_renders_in_the_pdf(seeded: Flask, client: FlaskClient) 
     pdf = client.get(f"/portal/billing/invoices/{invoice.public_id}.pdf")
     text = "".join(p.extract_text() for p in PdfReader(io.BytesIO(pdf.data)).pages)
     assert "Анна" in text
+
+
+def test_the_store_wraps_the_portal_in_its_layout_and_overrides_a_page(
+    client: FlaskClient,
+) -> None:
+    """Theming by template override, as the docs walk through it."""
+    login = "/portal/test/login/acme"
+    page = client.get(login).text
+    assert "back to the store" in page and 'class="acme-portal-home"' in page
+    sent = client.post(
+        login, data={"csrf_token": csrf_token(page), "email": "nobody@example.com"}
+    ).text
+    assert "Acme's support answers within one working day" in sent
+    assert "a link is on its way" in sent

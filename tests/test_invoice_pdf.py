@@ -80,7 +80,7 @@ def test_the_pdf_holds_the_number_dates_totals_and_parties_in_the_customers_loca
         "Acme Cloud",
         "Rua Augusta 100",
         "São Paulo - SP",
-        "Tax ID: 12.345.678/0001-90",
+        "Identificação fiscal: 12.345.678/0001-90",
         "Ana Souza",
         "ana@example.com",
         "+5511987654321",
@@ -93,7 +93,7 @@ def test_the_pdf_holds_the_number_dates_totals_and_parties_in_the_customers_loca
         formatting.date(ISSUED, "pt_BR"),
         formatting.date(invoice.due_at, "pt_BR"),
         formatting.date(invoice.paid_at, "pt_BR"),
-        "PAID",
+        "PAGA",  # the words follow the locale too
     ):
         assert shown(expected) in text, expected
     assert "R$ 2.900,00" in text and "1 de mar. de 2026" in text
@@ -236,14 +236,15 @@ def test_a_merchant_can_replace_the_renderer(
 ) -> None:
     app = app_factory(database_url, portal_options={"invoice_renderer": renderer})
     with app.app_context():
-        business = portal.create_business("Acme Cloud", public_id="acme", default_locale="de_DE")
+        business = portal.create_business("Acme Cloud", public_id="acme", default_locale="es_MX")
         customer = portal.upsert_customer(business, "ana@example.com")
         invoice = portal.issue_invoice(customer, LINES, currency="EUR")
         client = app.test_client()
         open_link(client, portal.create_portal_session(customer).url)
         response = client.get(pdf_url(invoice))
     assert response.status_code == 200
-    assert response.data == f"%PDF-fake {invoice.number} de_DE".encode()
+    # The page's locale: the business's default, as the portal's nearest language.
+    assert response.data == f"%PDF-fake {invoice.number} es".encode()
     assert (
         response.headers["Content-Disposition"]
         == f'attachment; filename="invoice-{invoice.number}.pdf"'

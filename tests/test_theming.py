@@ -71,3 +71,14 @@ def test_text_on_the_brand_colour_stays_readable() -> None:
     assert readable_text_on("#1a56db") == "#ffffff"
     assert readable_text_on("#fde047") == "#111111"
     assert readable_text_on("#000000") == "#ffffff"
+
+
+def test_the_payment_providers_origins_may_receive_the_portals_forms(
+    app_factory: Callable[..., Flask], database_url: str
+) -> None:
+    """C3: the provider's hosted pages may receive the portal's forms once named."""
+    app = host_app(
+        app_factory, database_url, CUSTOMER_PORTAL_PROVIDER_ORIGINS=["https://pay.example.com"]
+    )
+    page = app.test_client().get("/portal/test/login/acme")
+    assert "form-action 'self' https://pay.example.com;" in page.headers["Content-Security-Policy"]

@@ -15,6 +15,7 @@ from typing import Any
 from flask import Blueprint, abort, current_app, redirect, render_template, request
 from werkzeug.exceptions import HTTPException
 
+from ..i18n import translated
 from .test import TEST_CARDS, CardError, TestProvider
 
 
@@ -41,7 +42,7 @@ def setup(setup_id: str) -> Any:
                 cvc=request.form.get("cvc", ""),
             )
         except CardError as error:
-            errors[error.field] = error.message
+            errors[error.field] = translated(error.message)
         except KeyError:
             abort(404)
         else:
@@ -50,7 +51,7 @@ def setup(setup_id: str) -> Any:
     body = render_template(
         "customer_portal/test_provider/setup.html",
         setup=card_setup,
-        cards=[(_grouped(number), label) for number, (_, label) in TEST_CARDS.items()],
+        cards=[(_grouped(number), translated(label)) for number, (_, label) in TEST_CARDS.items()],
         errors=errors,
         expiry=request.form.get("expiry", "") if "expiry" not in errors else "",
     )

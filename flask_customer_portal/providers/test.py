@@ -40,27 +40,28 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from flask import current_app
 
 from ..errors import ConfigurationError
+from ..i18n import N_
 from .base import ChargeResult, ProviderError, SavedCard
 
 Outcome = Literal["succeed", "declined", "insufficient_funds", "expired", "authenticate"]
 
 #: The test cards: number → (outcome of every charge, what the card page says of it).
 TEST_CARDS: dict[str, tuple[Outcome, str]] = {
-    "4242424242424242": ("succeed", "Succeeds"),
-    "4000000000000002": ("declined", "Declined"),
-    "4000000000009995": ("insufficient_funds", "Insufficient funds"),
-    "4000000000000069": ("expired", "Expired card"),
-    "4000002760003184": ("authenticate", "Requires authentication, then succeeds or fails"),
-    "4000000000000341": ("declined", "Saves fine, every charge fails"),
+    "4242424242424242": ("succeed", N_("Succeeds")),
+    "4000000000000002": ("declined", N_("Declined")),
+    "4000000000009995": ("insufficient_funds", N_("Insufficient funds")),
+    "4000000000000069": ("expired", N_("Expired card")),
+    "4000002760003184": ("authenticate", N_("Requires authentication, then succeeds or fails")),
+    "4000000000000341": ("declined", N_("Saves fine, every charge fails")),
 }
 
-#: What the customer reads when a charge fails.
+#: What the customer reads when a charge fails (in English, translated where it is shown).
 FAILURE_REASONS: dict[Outcome, str] = {
-    "declined": "Your card was declined.",
-    "insufficient_funds": "Your card has insufficient funds.",
-    "expired": "Your card has expired.",
+    "declined": N_("Your card was declined."),
+    "insufficient_funds": N_("Your card has insufficient funds."),
+    "expired": N_("Your card has expired."),
 }
-AUTHENTICATION_FAILED = "The bank declined the authentication."
+AUTHENTICATION_FAILED = N_("The bank declined the authentication.")
 
 
 class CardError(ValueError):
@@ -150,7 +151,7 @@ class TestProvider:
         outcome = _card_outcome(number)
         exp_month, exp_year = _parse_expiry(expiry)
         if not (cvc.strip().isdigit() and 3 <= len(cvc.strip()) <= 4):
-            raise CardError("cvc", "Enter the 3 or 4 digits on the back of the card.")
+            raise CardError("cvc", N_("Enter the 3 or 4 digits on the back of the card."))
         last4 = "".join(number.split())[-4:]
         card = SavedCard("card_" + secrets.token_urlsafe(16), "visa", last4, exp_month, exp_year)
         with self._lock:
@@ -214,7 +215,7 @@ class TestProvider:
                 status: Literal["succeeded", "failed", "requires_action"]
                 reason = None
                 if outcome is None:
-                    status, reason = "failed", "This card is not available. Add it again."
+                    status, reason = "failed", N_("This card is not available. Add it again.")
                 elif outcome == "succeed":
                     status = "succeeded"
                 elif outcome == "authenticate":
@@ -283,24 +284,24 @@ class TestProvider:
 def _card_outcome(number: str) -> Outcome:
     digits = "".join(number.split())
     if not digits:
-        raise CardError("number", "Enter a card number.")
+        raise CardError("number", N_("Enter a card number."))
     card = TEST_CARDS.get(digits)
     if card is None:
-        raise CardError("number", "Use one of the test cards listed on this page.")
+        raise CardError("number", N_("Use one of the test cards listed on this page."))
     return card[0]
 
 
 def _parse_expiry(expiry: str, today: date | None = None) -> tuple[int, int]:
     month_text, _, year_text = "".join(expiry.split()).partition("/")
     if not (month_text.isdigit() and year_text.isdigit() and len(year_text) in (2, 4)):
-        raise CardError("expiry", "Enter the expiry date as MM/YY, such as 12/34.")
+        raise CardError("expiry", N_("Enter the expiry date as MM/YY, such as 12/34."))
     month, year = int(month_text), int(year_text)
     year += 2000 if len(year_text) == 2 else 0
     if not 1 <= month <= 12:
-        raise CardError("expiry", "Enter the expiry date as MM/YY, such as 12/34.")
+        raise CardError("expiry", N_("Enter the expiry date as MM/YY, such as 12/34."))
     today = today or date.today()
     if (year, month) < (today.year, today.month):
-        raise CardError("expiry", "This card has expired: use a future expiry date.")
+        raise CardError("expiry", N_("This card has expired: use a future expiry date."))
     return month, year
 
 

@@ -31,7 +31,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.local import LocalProxy
 from wtforms.validators import ValidationError as CSRFValidationError
 
-from .. import formatting, signals, validation
+from .. import formatting, i18n, signals, validation
 from ..access import load_session
 from ..config import config_value
 from ..errors import ValidationError
@@ -119,11 +119,16 @@ def _check_request() -> None:
         try:
             validate_csrf(request.form.get("csrf_token"))
         except (CSRFError, CSRFValidationError):
-            abort(400, description="This form has expired. Go back, reload the page and try again.")
+            abort(
+                400,
+                description=i18n.gettext(
+                    "This form has expired. Go back, reload the page and try again."
+                ),
+            )
 
 
 #: What a customer sees when a form value looks like a card number (P1).
-CARD_NUMBER_REFUSED = (
+CARD_NUMBER_REFUSED = i18n.N_(
     "That looks like a card number. For your security we never accept card numbers on "
     "these pages, and nothing was saved. Go back and remove it; cards are added only on "
     "the payment provider's secure page."
@@ -140,16 +145,18 @@ def _refuse_card_numbers() -> None:
         try:
             validation.not_a_card_number(name, value)
         except ValidationError:
-            abort(400, description=CARD_NUMBER_REFUSED)
+            abort(400, description=i18n.gettext(CARD_NUMBER_REFUSED))
 
 
 def _security_headers(response: Response) -> Response:
     nonce = g.get("customer_portal_nonce")
     script = f"'self' 'nonce-{nonce}'" if nonce else "'self'"
+    # A form may lead to the payment provider's pages (Chrome checks redirects too).
+    forms = " ".join(["'self'", *config_value("PROVIDER_ORIGINS")])
     response.headers.setdefault(
         "Content-Security-Policy",
         f"default-src 'self'; script-src {script}; style-src 'self'; img-src 'self' data:; "
-        "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
+        f"object-src 'none'; base-uri 'none'; form-action {forms}; frame-ancestors 'none'",
     )
     response.headers.setdefault("X-Content-Type-Options", "nosniff")
     response.headers.setdefault("X-Frame-Options", "DENY")
@@ -161,8 +168,10 @@ def _security_headers(response: Response) -> Response:
 def _context() -> dict[str, Any]:
     portal_session = current_portal_session() if SESSION_TOKEN in session else None
     customer = portal_session.customer if portal_session else None
-    locale = formatting.locale_of(customer) if customer else config_value("DEFAULT_LOCALE")
+    # The page's language, money and dates all follow one locale (see language.select_locale).
+    locale = i18n.current_locale()
     return {
+        **i18n.template_helpers(),
         "csrf_token": generate_csrf,
         "csp_nonce": csp_nonce,
         "current_customer": customer,
@@ -193,12 +202,28 @@ def _error_page(error: HTTPException) -> tuple[str, int]:
         body = render_template("customer_portal/rate_limited.html", minutes=minutes)
         return body, 429
     # V3: a generic page for every error, 500 included; Flask logs the traceback.
-    return render_template("customer_portal/error.html", error=error), error.code or 500
+    # Only the portal's own descriptions (translated where raised) are shown;
+    # Werkzeug's defaults are English, so the page has its own words for them.
+    own = error.description != type(error).description
+    body = render_template(
+        "customer_portal/error.html", error=error, description=error.description if own else None
+    )
+    return body, error.code or 500
 
 
 def create_blueprint(state: Any, portal: Any) -> Blueprint:
     """Build the portal's blueprint for one app, with that app's rate limits."""
-    from . import access, billing, licenses, overview, payments, profile, subscriptions, theme
+    from . import (
+        access,
+        billing,
+        language,
+        licenses,
+        overview,
+        payments,
+        profile,
+        subscriptions,
+        theme,
+    )
 
     blueprint = Blueprint(
         "customer_portal",
@@ -214,7 +239,7 @@ def create_blueprint(state: Any, portal: Any) -> Blueprint:
     blueprint.register_error_handler(HTTPException, _error_page)
     access.register(blueprint, state.limiter, bridge=state.host_customer is not None)
     profile.register(blueprint, state.limiter)
-    for pages in (theme, overview, billing, subscriptions, payments, licenses):
+    for pages in (theme, overview, billing, subscriptions, payments, licenses, language):
         pages.register(blueprint)
     return blueprint
 

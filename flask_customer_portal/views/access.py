@@ -21,6 +21,7 @@ from ..businesses import get_business
 from ..config import config_value
 from ..db import db_session
 from ..errors import ValidationError
+from ..i18n import gettext
 from ..models import Business
 from ..validation import email as valid_email
 from . import SESSION_HOME, SESSION_TOKEN, current_portal_session, login_url, sign_in
@@ -82,7 +83,7 @@ def request_link(business_id: str, mode: str) -> Any:
     try:
         address = valid_email("email", request.form.get("email", ""))
     except ValidationError:
-        error = "Enter the email address you used when you bought."
+        error = gettext("Enter the email address you used when you bought.")
         return render_template("customer_portal/login.html", error=error, **context), 400
     access.request_login_link(business, mode, address)
     db_session().commit()

@@ -7,8 +7,9 @@ from typing import Any
 
 from flask import Blueprint, Response, abort, current_app, render_template, request
 
-from .. import billing, formatting, invoices, signals
+from .. import billing, i18n, invoices, signals
 from ..errors import ValidationError
+from ..i18n import gettext
 from ..models import Invoice
 from . import customer_required, signed_in_customer
 
@@ -37,9 +38,15 @@ def history() -> Any:
     except ValidationError as error:
         if error.field == "status":
             abort(
-                400, description="There is no such status to filter by. Choose one from the list."
+                400,
+                description=gettext(
+                    "There is no such status to filter by. Choose one from the list."
+                ),
             )
-        abort(400, description="That page of your billing history does not exist. Start again.")
+        abort(
+            400,
+            description=gettext("That page of your billing history does not exist. Start again."),
+        )
     return render_template(
         "customer_portal/billing.html", page=page, status=status, filters=billing.HISTORY_FILTERS
     )
@@ -60,7 +67,7 @@ def invoice_pdf(invoice_id: str) -> Response:
     customer = signed_in_customer()
     invoice = _invoice(invoice_id)
     renderer: invoices.InvoiceRenderer = current_app.extensions["customer_portal"].invoice_renderer
-    document = renderer.render(invoice, locale=formatting.locale_of(customer))
+    document = renderer.render(invoice, locale=i18n.current_locale())
     response = Response(document, mimetype=renderer.media_type)
     response.headers["Content-Disposition"] = f'attachment; filename="{invoices.filename(invoice)}"'
     # Private (never in a shared cache) and checked with the server on every use.

@@ -21,6 +21,7 @@ from ..billing import outstanding_dues
 from ..config import config_value
 from ..db import db_session
 from ..errors import ConfigurationError, InvalidTransition, ValidationError
+from ..i18n import N_, gettext, translated
 from ..models import Customer, Payment, PaymentMethod, Subscription
 from ..providers import ProviderError
 from ..subscriptions import get_subscription, subscription_name
@@ -33,8 +34,10 @@ _KEY = re.compile(r"[A-Za-z0-9_-]{16,100}")
 #: The statuses whose payment method can be changed; the others have ended.
 _CHANGEABLE = ("active", "on_hold", "pending")
 
-_CHANGED = "This subscription changed in the meantime; nothing was charged. Here is how it is now."
-_STALE = "This page was out of date, so nothing was done. Check the details and confirm again."
+_CHANGED = N_(
+    "This subscription changed in the meantime; nothing was charged. Here is how it is now."
+)
+_STALE = N_("This page was out of date, so nothing was done. Check the details and confirm again.")
 
 
 def register(blueprint: Blueprint) -> None:
@@ -74,10 +77,13 @@ def payment_method(subscription_id: str) -> Any:
         return _edit_page(subscription, status=403)
     method = payments.get_card(customer, request.form.get("payment_method", ""))
     if method is None:
-        return _edit_page(subscription, error="Choose a card, or add a new one.", status=400)
+        return _edit_page(
+            subscription, error=gettext("Choose a card, or add a new one."), status=400
+        )
     key = request.form.get("idempotency_key", "")
     if not _KEY.fullmatch(key):
-        return _edit_page(subscription, error=_STALE, selected=method.public_id, status=400)
+        error = gettext(_STALE)
+        return _edit_page(subscription, error=error, selected=method.public_id, status=400)
     try:
         outcome = payments.change_payment_method(
             subscription,
@@ -87,9 +93,10 @@ def payment_method(subscription_id: str) -> Any:
             return_url=_absolute("customer_portal.payment_return", payment_id=payments.PAYMENT_ID),
         )
     except ValidationError as error:
-        return _edit_page(subscription, error=error.message, selected=method.public_id, status=400)
+        error_text = translated(error.message)
+        return _edit_page(subscription, error=error_text, selected=method.public_id, status=400)
     except InvalidTransition:
-        return _edit_page(subscription, error=_CHANGED, status=409)
+        return _edit_page(subscription, error=gettext(_CHANGED), status=409)
     return _after(outcome, method)
 
 
@@ -105,7 +112,9 @@ def add_card(subscription_id: str) -> Any:
     try:
         card_page = payments.begin_card_setup(customer, return_url=return_url)
     except ProviderError:
-        error = "Our payment provider could not be reached. Nothing was changed; try again soon."
+        error = gettext(
+            "Our payment provider could not be reached. Nothing was changed; try again soon."
+        )
         return _edit_page(subscription, error=error, status=503)
     return redirect(card_page, 303)
 
@@ -117,9 +126,12 @@ def card_added(subscription_id: str) -> Any:
     try:
         method = payments.finish_card_setup(customer, request.args)
     except ValidationError:
-        error = "The card was not added. Try adding it again, or choose a saved card."
+        error = gettext("The card was not added. Try adding it again, or choose a saved card.")
         return _edit_page(subscription, error=error, status=400)
-    flash(f"Card {_card_words(method)} added. Choose it and confirm to use it.", FLASH)
+    flash(
+        gettext("Card %(card)s added. Choose it and confirm to use it.", card=_card_words(method)),
+        FLASH,
+    )
     return redirect(
         url_for(
             "customer_portal.payment_method",
@@ -166,13 +178,19 @@ def _after(outcome: payments.PaymentOutcome, method: PaymentMethod) -> Any:
     subscription = outcome.subscription
     if outcome.status == "updated":
         name = subscription_name(subscription)
-        flash(f"{name} will now be charged to {_card_words(method)}.", FLASH)
+        flash(
+            gettext(
+                "%(name)s will now be charged to %(card)s.", name=name, card=_card_words(method)
+            ),
+            FLASH,
+        )
         return redirect(url_for("customer_portal.subscriptions"), 303)
     if outcome.status == "failed":
-        reason = outcome.failure_reason or "The payment did not go through."
-        error = (
-            f"The payment did not go through: {reason} Nothing was charged, and the "
-            "subscription is still on hold. Try again with another card."
+        reason = translated(outcome.failure_reason) or gettext("The payment did not go through.")
+        error = gettext(
+            "The payment did not go through: %(reason)s Nothing was charged, and the "
+            "subscription is still on hold. Try again with another card.",
+            reason=reason,
         )
         return _edit_page(subscription, error=error, status=400)
     if outcome.status == "requires_action" and outcome.action_url:
@@ -238,7 +256,7 @@ def _load_payment(customer: Customer, public_id: str) -> Payment:
 
 
 def _card_words(method: PaymentMethod) -> str:
-    return f"{method.brand.title()} ending in {method.last4}"
+    return gettext("%(brand)s ending in %(last4)s", brand=method.brand.title(), last4=method.last4)
 
 
 def _absolute(endpoint: str, **values: Any) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -11,6 +12,7 @@ from flask_limiter import Limiter
 from .. import access, customers
 from ..config import config_value
 from ..errors import ValidationError
+from ..i18n import N_, gettext
 from ..models import Customer
 from . import current_portal_session, customer_required, login_url, sign_in, signed_in_customer
 from .access import LINK_HEADERS, _business
@@ -48,11 +50,56 @@ def profile() -> Any:
         )
     except customers.ProfileErrors as error:
         page = _profile_page(
-            customer, errors=error.errors, form=request.form, sign_in_again=error.sign_in_again
+            customer,
+            errors={field: _sentence(field, message) for field, message in error.errors.items()},
+            form=request.form,
+            sign_in_again=error.sign_in_again,
         )
         return page, 400
     email = "sent" if update.new_email else None  # None leaves it out of the URL
     return redirect(url_for("customer_portal.profile", saved=1, email=email), 303)
+
+
+#: What the customer reads for :func:`customers.update_profile`'s messages:
+#: (field, how the message starts, the sentence).
+_SENTENCES = (
+    ("name", "looks like a card number", N_("Name looks like a card number; never type one here.")),
+    ("name", "must be at most", N_("Name must be at most %(count)s characters.")),
+    ("name", "must not contain control", N_("Name must not contain control characters.")),
+    ("email", "is required", N_("Email address is required.")),
+    (
+        "email",
+        "can only be changed soon",
+        N_("Email address can only be changed soon after you sign in."),
+    ),
+    (
+        "email",
+        "belongs to another account",
+        N_("Email address belongs to another account; use another address."),
+    ),
+    ("phone", "is not a valid", N_("Phone is not a valid phone number.")),
+    (
+        "phone",
+        "is not a phone number",
+        N_("Phone is not a phone number; include the country code, like +55 11 98765-4321."),
+    ),
+)
+#: The sentence for any other message of a field.
+_FALLBACKS = {
+    "name": N_("Name is not valid."),
+    "email": N_("Email address is not a valid email address."),
+    "phone": N_("Phone is not a valid phone number."),
+}
+
+
+def _sentence(field: str, message: str) -> str:
+    """Return the full, translated sentence for a profile field's error message."""
+    sentence = next(
+        (s for name, start, s in _SENTENCES if name == field and message.startswith(start)),
+        _FALLBACKS.get(field, _FALLBACKS["name"]),
+    )
+    count = re.search(r"\d+", message)
+    return gettext(sentence, count=count.group() if count else "")
 
 
 def _profile_page(

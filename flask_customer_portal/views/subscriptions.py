@@ -18,6 +18,7 @@ from flask import (
 from .. import formatting, signals
 from ..billing import outstanding_dues
 from ..errors import InvalidTransition, ValidationError
+from ..i18n import N_, current_locale, gettext, translated
 from ..models import Customer, Subscription
 from ..subscriptions import (
     CANCEL_WAYS,
@@ -33,7 +34,7 @@ from . import customer_required, signed_in_customer
 #: The category of the portal's flashed messages, so a host's own stay apart.
 FLASH = "customer_portal"
 
-_CHANGED = "This subscription changed in the meantime; nothing was done. Here is how it is now."
+_CHANGED = N_("This subscription changed in the meantime; nothing was done. Here is how it is now.")
 
 
 def register(blueprint: Blueprint) -> None:
@@ -79,14 +80,14 @@ def cancel(subscription_id: str) -> Any:
         return _cancel_page(subscription)
     when = request.form.get("when")
     if when not in CANCEL_WAYS:
-        return _cancel_page(subscription, "Choose when the subscription should end.", 400)
+        return _cancel_page(subscription, gettext("Choose when the subscription should end."), 400)
     at_period_end = when == "period_end"
     try:
         cancel_subscription(subscription, at_period_end=at_period_end)
     except ValidationError as error:
-        return _cancel_page(subscription, error.message, 400)
+        return _cancel_page(subscription, translated(error.message), 400)
     except InvalidTransition:
-        return _cancel_page(subscription, _CHANGED, 409)
+        return _cancel_page(subscription, gettext(_CHANGED), 409)
     signals.subscription_cancelled.send(
         current_app._get_current_object(),  # type: ignore[attr-defined]
         customer=customer,
@@ -95,10 +96,15 @@ def cancel(subscription_id: str) -> Any:
     )
     name = subscription_name(subscription)
     if at_period_end:
-        ends = formatting.date(subscription.current_period_end, formatting.locale_of(customer))
-        flash(f"{name} will end on {ends}. You can undo this until then.", FLASH)
+        ends = formatting.date(subscription.current_period_end, current_locale())
+        flash(
+            gettext(
+                "%(name)s will end on %(date)s. You can undo this until then.", name=name, date=ends
+            ),
+            FLASH,
+        )
     else:
-        flash(f"{name} is cancelled.", FLASH)
+        flash(gettext("%(name)s is cancelled.", name=name), FLASH)
     return redirect(url_for(".subscriptions"), 303)
 
 
@@ -109,15 +115,20 @@ def undo(subscription_id: str) -> Any:
     try:
         undo_cancellation(subscription)
     except ValidationError as error:
-        return _list_page(error.message, 400)
+        return _list_page(translated(error.message), 400)
     except InvalidTransition:
-        return _list_page(_CHANGED, 409)
+        return _list_page(gettext(_CHANGED), 409)
     signals.cancellation_undone.send(
         current_app._get_current_object(),  # type: ignore[attr-defined]
         customer=customer,
         subscription=subscription,
     )
-    flash(f"{subscription_name(subscription)} will continue; nothing else changed.", FLASH)
+    flash(
+        gettext(
+            "%(name)s will continue; nothing else changed.", name=subscription_name(subscription)
+        ),
+        FLASH,
+    )
     return redirect(url_for(".subscriptions"), 303)
 
 

@@ -8,6 +8,7 @@ Playwright trace beside it (open it with ``playwright show-trace``).
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import threading
@@ -21,6 +22,7 @@ from werkzeug.serving import make_server
 
 from example_app import create_app
 from example_app.models import db
+from flask_customer_portal import get_business, upsert_customer
 
 from ..conftest import IN_CI
 from ..smtp import HOST, SMTPServer, free_port
@@ -143,8 +145,33 @@ def page(browser: Any, request: pytest.FixtureRequest) -> Iterator[Any]:
     yield page
     name = request.node.name.replace("/", "_")
     page.screenshot(path=str(OUTPUT / f"{name}.png"), full_page=True)
+    trace = OUTPUT / f"{name}.trace.zip"
     if request.node.stash.get(FAILED, False):
-        context.tracing.stop(path=str(OUTPUT / f"{name}.trace.zip"))
+        context.tracing.stop(path=str(trace))
     else:
         context.tracing.stop()
+        trace.unlink(missing_ok=True)
     context.close()
+
+
+def choose_language(store: Store, email: str, language: str) -> None:
+    """Save ``language`` as the customer's choice, as the language switcher does, so the
+    pages read the same whatever the seed chose."""
+    with store.app.app_context():
+        business = get_business("acme")
+        assert business is not None
+        upsert_customer(business, email, locale=language)
+
+
+def sign_in(store: Store, page: Any, email: str, *, language: str = "en") -> None:
+    """Sign ``email`` in with a dynamic link from ``flask portal invite``, as journey 2 does,
+    reading the portal in ``language``. The sign-in is recent, as changing the email or the
+    card needs."""
+    choose_language(store, email, language)
+    result = store.app.test_cli_runner().invoke(
+        args=["portal", "invite", email, "--business", "acme", "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    page.goto(json.loads(result.output)["dynamic_link"])
+    page.get_by_role("button", name="Continue to your account").click()
+    page.wait_for_url(f"{store.url}/portal/")

@@ -1,6 +1,7 @@
 // Progressive enhancement only: every page works without it.
 // A copy button names the id of an input (its value) or of any element (its text);
-// buttons that are useless without this script start `hidden`.
+// buttons that are useless without this script start `hidden`; `data-copied` is
+// the (translated) word the button shows for a moment after copying.
 document.querySelectorAll("[data-copy]").forEach((button) => {
   button.hidden = false;
   button.addEventListener("click", async () => {
@@ -13,7 +14,7 @@ document.querySelectorAll("[data-copy]").forEach((button) => {
       document.execCommand("copy");
     }
     const label = button.textContent;
-    button.textContent = "Copied";
+    button.textContent = button.dataset.copied || "Copied";
     setTimeout(() => { button.textContent = label; }, 1500);
   });
 });
