@@ -206,15 +206,27 @@ def test_keyboard_only_sign_in(store: Store, page: Any) -> None:
 
 @pytest.mark.parametrize("language", ["pt_BR", "es"])
 def test_pages_in_other_languages(store: Store, page: Any, language: str) -> None:
-    """The login page (for the browser's language) and Ana's main pages (in her saved
-    language) in Brazilian Portuguese and in Spanish."""
+    """The signed-out pages (for the browser's language) and every page of Ana's (in her
+    saved language) in Brazilian Portuguese and in Spanish."""
     audit = Audit(page)
     page.set_extra_http_headers({"Accept-Language": language.replace("_", "-")})
     page.goto(f"{store.url}/portal/test/login/acme")
     audit.check(f"login, {language}")
+    page.goto(f"{store.url}/portal/test/login/acme/not-a-token")
+    audit.check(f"link expired, {language}")
     page.set_extra_http_headers({})
     sign_in(store, page, "ana@example.com", language=language)
-    for path in ("", "billing", "subscriptions", "profile"):
+    for path in ("", "billing", "subscriptions", "license-keys", "profile", "nothing-here"):
         page.goto(f"{store.url}/portal/{path}")
         audit.check(f"/portal/{path}, {language}")
+    # The pages reached through links: an invoice, cancelling, the payment method.
+    page.goto(f"{store.url}/portal/billing")
+    invoice = page.locator("a[href*='/portal/billing/invoices/']").first.get_attribute("href")
+    page.goto(f"{store.url}/portal/subscriptions")
+    cancel = page.locator("a[href$='/cancel']").first.get_attribute("href")
+    method = page.locator("a[href$='/payment-method']").first.get_attribute("href")
+    for path in (invoice, cancel, method):
+        assert path
+        page.goto(f"{store.url}{path}")
+        audit.check(f"{path}, {language}")
     assert not audit.problems, audit.report()
