@@ -21,11 +21,27 @@ def _luminance(color: str) -> float:
     return 0.2126 * red + 0.7152 * green + 0.0722 * blue
 
 
+def contrast_ratio(first: str, second: str) -> float:
+    """Return the WCAG contrast ratio of two ``#rrggbb`` colours (1 to 21)."""
+    lighter, darker = sorted((_luminance(first), _luminance(second)), reverse=True)
+    return (lighter + 0.05) / (darker + 0.05)
+
+
 def readable_text_on(color: str) -> str:
-    """Return black or white, whichever reads better on ``color`` (WCAG contrast)."""
-    light = (1.05) / (_luminance(color) + 0.05)
-    dark = (_luminance(color) + 0.05) / 0.05
-    return "#ffffff" if light >= dark else "#111111"
+    """Return white or near-black, whichever reads better on ``color``."""
+    white, black = contrast_ratio("#ffffff", color), contrast_ratio("#111111", color)
+    return "#ffffff" if white >= black else "#111111"
+
+
+def readable_on_white(color: str) -> str:
+    """Return ``color``, darkened just enough to read as text on white (4.5:1, WCAG AA)."""
+    red, green, blue = (int(color[i : i + 2], 16) for i in (1, 3, 5))
+    for step in range(21):
+        keep = 1 - step / 20
+        shade = f"#{round(red * keep):02x}{round(green * keep):02x}{round(blue * keep):02x}"
+        if contrast_ratio(shade, "#ffffff") >= 4.5:
+            return shade
+    return "#000000"
 
 
 def theme_css(business: Business, *, accent: str | None) -> str:
@@ -35,7 +51,7 @@ def theme_css(business: Business, *, accent: str | None) -> str:
         ":root {\n"
         f"  --cp-brand: {brand};\n"
         f"  --cp-brand-text: {readable_text_on(brand)};\n"
-        f"  --cp-accent: {accent or brand};\n"
+        f"  --cp-accent: {readable_on_white(accent or brand)};\n"
         "}\n"
     )
 

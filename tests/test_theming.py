@@ -8,7 +8,7 @@ from pathlib import Path
 from flask import Flask
 
 import flask_customer_portal as portal
-from flask_customer_portal.theming import readable_text_on
+from flask_customer_portal.theming import contrast_ratio, readable_on_white, readable_text_on
 
 TEMPLATES = Path(__file__).parent / "templates"
 PNG = (
@@ -61,7 +61,7 @@ def test_the_brand_colours_and_logo_come_from_the_business(
     assert css.mimetype == "text/css"
     # A light yellow brand gets dark text: enough contrast either way.
     assert "--cp-brand: #fde047;" in css.text and "--cp-brand-text: #111111;" in css.text
-    assert "--cp-accent: #7c3aed;" in css.text
+    assert "--cp-accent: #7c3aed;" in css.text  # dark enough on white already
     logo = client.get("/portal/logo/acme")
     assert (logo.mimetype, logo.data) == ("image/png", PNG)
     assert client.get("/portal/logo/nobody").status_code == 404
@@ -82,3 +82,11 @@ def test_the_payment_providers_origins_may_receive_the_portals_forms(
     )
     page = app.test_client().get("/portal/test/login/acme")
     assert "form-action 'self' https://pay.example.com;" in page.headers["Content-Security-Policy"]
+
+
+def test_links_in_a_light_brand_colour_are_darkened_until_they_read_on_white() -> None:
+    """Sufficient contrast: links and focus rings use the accent on white (4.5:1)."""
+    for color in ("#fde047", "#22d3ee", "#1a56db", "#ffffff"):
+        darker = readable_on_white(color)
+        assert contrast_ratio(darker, "#ffffff") >= 4.5, (color, darker)
+    assert readable_on_white("#1a56db") == "#1a56db"
