@@ -56,7 +56,7 @@ def issue_invoice(
     :param tax: the tax on the whole invoice, in minor units.
     :param status: ``"open"`` (awaiting payment) or ``"draft"``.
     """
-    items = _lines(lines)
+    items = invoice_lines(lines)
     currency = v.currency("currency", currency)
     tax = v.amount("tax", tax)
     status = v.choice("status", status, ("open", "draft"))
@@ -67,7 +67,7 @@ def issue_invoice(
         if subscription.currency != currency:
             raise ValidationError("currency", "differs from the subscription's currency")
     with unit_of_work() as session:
-        invoice = _new_invoice(
+        invoice = new_invoice(
             customer,
             items,
             currency=currency,
@@ -241,9 +241,9 @@ def record_failed_renewal(
             "description": _period_description(subscription, starts, ends),
             "unit_amount": due,
         }
-        invoice = _new_invoice(
+        invoice = new_invoice(
             customer,
-            _lines([line]),
+            invoice_lines([line]),
             currency=subscription.currency,
             tax=0,
             subscription=subscription,
@@ -283,7 +283,7 @@ def outstanding_dues(subscription: Subscription) -> tuple[int, list[Invoice]]:
     return sum(invoice.total for invoice in invoices), invoices
 
 
-def _new_invoice(
+def new_invoice(
     customer: Customer,
     items: list[dict[str, Any]],
     *,
@@ -294,6 +294,11 @@ def _new_invoice(
     issued_at: datetime,
     due_at: datetime | None,
 ) -> Invoice:
+    """Build (don't add) an invoice with the business's next number and frozen snapshots.
+
+    Takes the number inside the caller's transaction; ``items`` come from
+    :func:`invoice_lines`.
+    """
     subtotal = sum(item["amount"] for item in items)
     business = customer.business
     return Invoice(
@@ -329,7 +334,8 @@ def _next_invoice_number(business: Business, mode: str) -> str:
     return f"{prefix}-{counter:06d}"
 
 
-def _lines(lines: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+def invoice_lines(lines: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Check invoice lines (description, unit_amount, quantity) and compute their amounts."""
     if isinstance(lines, (str, bytes, Mapping)):
         raise ValidationError("lines", "must be a list of lines")
     items = []

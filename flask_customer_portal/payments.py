@@ -27,13 +27,13 @@ from sqlalchemy.exc import IntegrityError
 
 from . import formatting, mail, signals
 from . import validation as v
-from .billing import _lines, _new_invoice, outstanding_dues
+from .billing import invoice_lines, new_invoice, outstanding_dues
 from .db import db_session, utcnow
 from .errors import ConfigurationError, InvalidTransition, ValidationError
-from .i18n import N_, _l, gettext, lazy_period
+from .i18n import N_, _l, gettext
 from .models import Customer, Invoice, OutboxMessage, Payment, PaymentMethod, Subscription
 from .providers.base import ChargeResult, PaymentProvider, ProviderError, SavedCard
-from .subscriptions import add_interval, subscription_name, transition
+from .subscriptions import add_interval, compose_renewal, subscription_name, transition
 
 #: Payment statuses of an attempt whose outcome is not final yet.
 IN_FLIGHT = ("pending", "requires_action")
@@ -354,9 +354,9 @@ def _new_attempt(subscription: Subscription, method: PaymentMethod, key: str) ->
         for due in dues
     ]
     now = utcnow()
-    invoice = _new_invoice(
+    invoice = new_invoice(
         subscription.customer,
-        _lines(lines),
+        invoice_lines(lines),
         currency=subscription.currency,
         tax=sum(due.tax for due in dues),
         subscription=subscription,
@@ -705,22 +705,8 @@ def _compose_succeeded(message: OutboxMessage) -> mail.Composed | None:
 
 @mail.composer("subscription_reactivated")
 def _compose_reactivated(message: OutboxMessage) -> mail.Composed | None:
-    subscription = db_session().get(Subscription, message.params["subscription_id"])
-    if subscription is None or subscription.customer_id != message.params["customer_id"]:
-        return None
-    customer = subscription.customer
-    locale = formatting.locale_of(customer)
-    name = subscription_name(subscription)
-    period = lazy_period(subscription.interval, subscription.interval_count)
-    return mail.render(
+    return compose_renewal(
+        message,
         "subscription_reactivated",
-        _l("Your %(name)s subscription is active again", name=name),
-        business=customer.business,
-        customer=customer,
-        name=name,
-        renews_on=formatting.date(
-            datetime.fromisoformat(message.params["renews_at"]), locale, "long"
-        ),
-        price=formatting.money(subscription.amount, subscription.currency, locale),
-        period=period,
+        lambda name: _l("Your %(name)s subscription is active again", name=name),
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import calendar
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -410,6 +411,21 @@ def _compose_cancelled(message: OutboxMessage) -> mail.Composed | None:
 
 @mail.composer("cancellation_undone")
 def _compose_undone(message: OutboxMessage) -> mail.Composed | None:
+    return compose_renewal(
+        message,
+        "cancellation_undone",
+        lambda name: _l("Your %(name)s subscription continues", name=name),
+    )
+
+
+def compose_renewal(
+    message: OutboxMessage, template: str, subject: Callable[[str], Any]
+) -> mail.Composed | None:
+    """Render a mail saying when a subscription renews and for how much.
+
+    ``message.params`` names the ``subscription_id``, its ``customer_id`` and
+    ``renews_at``; ``subject`` makes the subject from the subscription's name.
+    """
     subscription = _subscription_of(message)
     if subscription is None:
         return None
@@ -417,8 +433,8 @@ def _compose_undone(message: OutboxMessage) -> mail.Composed | None:
     locale = formatting.locale_of(customer)
     name = subscription_name(subscription)
     return mail.render(
-        "cancellation_undone",
-        _l("Your %(name)s subscription continues", name=name),
+        template,
+        subject(name),
         business=customer.business,
         customer=customer,
         name=name,
