@@ -450,3 +450,19 @@ def test_signing_in_sends_a_signal(app: Flask, client: FlaskClient, customer: m.
     with customer_signed_in.connected_to(lambda sender, **kw: received.append(kw), app):
         open_link(client, portal.create_portal_session(customer).url)
     assert [(r["customer"].email, r["method"]) for r in received] == [("ana@example.com", "link")]
+
+
+def test_rotating_the_secret_key_keeps_customers_signed_in(
+    app: Flask, client: FlaskClient, signed_in: m.Customer
+) -> None:
+    """O1: with the old key in SECRET_KEY_FALLBACKS a rotation signs nobody out;
+    without it, the old cookies stop working."""
+    signed_with_old_key = client.get_cookie("session")
+    assert signed_with_old_key is not None
+    old = app.config["SECRET_KEY"]
+    app.config.update(SECRET_KEY="the-new-secret", SECRET_KEY_FALLBACKS=[old])
+    assert client.get("/portal/").status_code == 200
+    app.config["SECRET_KEY_FALLBACKS"] = []
+    late = app.test_client()
+    late.set_cookie("session", signed_with_old_key.value)
+    assert late.get("/portal/").status_code == 401
