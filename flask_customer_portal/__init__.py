@@ -5,33 +5,30 @@ from __future__ import annotations
 from importlib.metadata import version as _version
 
 from .access import (
-    PortalLink,
+    SignIn,
     create_api_key,
     create_portal_session,
     revoke_api_key,
     revoke_sessions,
     start_session,
 )
-from .billing import (
-    issue_invoice,
-    outstanding_dues,
-    record_failed_renewal,
-    record_payment,
-    record_refund,
-    void_invoice,
-)
+from .billing import issue_invoice, outstanding_dues, record_payment, record_refund, void_invoice
 from .businesses import create_business, get_business, update_business
 from .customers import find_customer, get_customer, upsert_customer
 from .errors import ConfigurationError, CustomerPortalError, InvalidTransition, ValidationError
 from .extension import CustomerPortal
 from .invoices import InvoiceRenderer, ReportlabInvoiceRenderer
 from .licenses import issue_license_key
-from .mail import local_messages
-from .payments import PaymentOutcome, reactivate_subscription, reconcile, settle_payment
+from .links import PortalLink
+from .mail import Email, Mailer
+from .outbox import local_messages
+from .payments import reactivate_subscription
 from .providers import ChargeResult, PaymentProvider, ProviderError, SavedCard, TestProvider
+from .settlement import PaymentOutcome, reconcile, settle_payment
 from .subscriptions import (
     cancel_subscription,
     end_due_cancellations,
+    record_failed_renewal,
     start_subscription,
     transition,
     undo_cancellation,
@@ -45,14 +42,17 @@ __all__ = [
     "ConfigurationError",
     "CustomerPortal",
     "CustomerPortalError",
+    "Email",
     "InvalidTransition",
     "InvoiceRenderer",
+    "Mailer",
     "PaymentOutcome",
     "PaymentProvider",
     "PortalLink",
     "ProviderError",
     "ReportlabInvoiceRenderer",
     "SavedCard",
+    "SignIn",
     "TestProvider",
     "ValidationError",
     "cancel_subscription",

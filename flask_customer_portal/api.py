@@ -1,6 +1,6 @@
 """The HTTP API for merchants' backends: portal sessions for backends in any language.
 
-One route does the work (SPEC 2.3)::
+One route does the work, as in Dodo Payments' Create Portal Session API::
 
     POST {prefix}/api/v1/customers/<customer_id>/customer-portal/session
     Authorization: Bearer cp_test_...
@@ -40,19 +40,16 @@ from werkzeug.exceptions import (
 from werkzeug.http import HTTP_STATUS_CODES
 from werkzeug.routing import PathConverter
 
-from . import access
+from . import access, links
 from .config import config_value
 from .customers import get_customer
 from .errors import ValidationError
 from .models import ApiKey, Customer
+from .openapi import CUSTOMER_ID, MAX_BODY, SESSION_PARAMETERS, document
+from .proxies import portal
+from .state import PortalState
 
 NAME = "customer_portal_api"
-#: The largest request body the API reads, in bytes (V1).
-MAX_BODY = 16 * 1024
-#: What a customer's public id looks like; anything else is not looked up.
-CUSTOMER_ID = r"^cus_[0-9a-z]{1,36}$"
-#: The parameters of the session route, in the query string or the JSON body.
-SESSION_PARAMETERS = ("send_email", "return_url")
 
 #: One answer for a missing, malformed, unknown or revoked key (T13).
 UNAUTHORIZED = (
@@ -81,7 +78,7 @@ def _add_converter(setup: BlueprintSetupState) -> None:
     setup.app.url_map.converters.setdefault("portal_any_path", _AnyPath)
 
 
-def create_blueprint(state: Any) -> Blueprint:
+def create_blueprint(state: PortalState) -> Blueprint:
     """Build the API blueprint for one app, with that app's rate limiter (T9)."""
     blueprint = Blueprint(NAME, __name__)
     blueprint.record_once(_add_converter)
@@ -114,19 +111,15 @@ def create_blueprint(state: Any) -> Blueprint:
 
     # A host app with Flask-WTF's CSRFProtect would ask API calls for a CSRF
     # token; they carry a bearer key and no cookie, so there is nothing to forge.
-    # The host may set CSRFProtect up before the portal or after it.
-    blueprint.record_once(lambda setup: _exempt_from_csrf(setup.app, blueprint))
-
-    @blueprint.before_app_request
-    def exempt_before_csrf_check() -> None:
-        if request.blueprint == NAME:
-            _exempt_from_csrf(current_app, blueprint)
-
+    # The host may set CSRFProtect up before the portal or after it: the
+    # blueprint's URL value preprocessor runs on the API's own requests only,
+    # before any before_request function (CSRFProtect's check among them).
+    blueprint.url_value_preprocessor(lambda endpoint, values: _exempt_from_csrf(blueprint))
     return blueprint
 
 
-def _exempt_from_csrf(app: Any, blueprint: Blueprint) -> None:
-    csrf = app.extensions.get("csrf")
+def _exempt_from_csrf(blueprint: Blueprint) -> None:
+    csrf = current_app.extensions.get("csrf")
     if csrf is not None:
         csrf.exempt(blueprint)
 
@@ -135,7 +128,7 @@ def _exempt_from_csrf(app: Any, blueprint: Blueprint) -> None:
 
 
 def create_session(customer_id: str) -> Response:
-    """Create a single-use dynamic link into a customer's portal (SPEC 2.3)."""
+    """Create a single-use dynamic link into a customer's portal."""
     api_key = _authenticate()
     customer = _customer(api_key, customer_id)
     send_email, return_url = _session_options()
@@ -145,8 +138,6 @@ def create_session(customer_id: str) -> Response:
 
 def openapi_document() -> Response:
     """Serve the OpenAPI description of this API."""
-    from .openapi import document
-
     base = config_value("EXTERNAL_URL") or ""
     return jsonify(document(base + config_value("URL_PREFIX") + "/api/v1"))
 
@@ -245,7 +236,7 @@ def _session_options() -> tuple[bool, str | None]:
 def _rate_limit_key() -> str:
     # Per API key (by its hash, never the key itself), else per client address.
     key = _bearer_key()
-    return "api-key:" + access.hash_token(key) if key else "api-ip:" + get_remote_address()
+    return "api-key:" + links.hash_token(key) if key else "api-ip:" + get_remote_address()
 
 
 def _cap_body() -> None:
@@ -288,5 +279,5 @@ def _error_response(error: HTTPException) -> Response:
 
 
 def _retry_after() -> int:
-    limit = current_app.extensions["customer_portal"].limiter.current_limit
+    limit = portal.limiter.current_limit
     return max(math.ceil(limit.reset_at - time.time()), 1) if limit else 60

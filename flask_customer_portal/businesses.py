@@ -5,14 +5,13 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from babel import Locale, UnknownLocaleError
 from sqlalchemy import select
 
 from . import validation as v
 from .config import config_value
-from .db import db_session, unit_of_work
 from .errors import ValidationError
 from .models import Business
+from .proxies import portal, unit_of_work
 
 _PUBLIC_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{1,39}$")
 _COLOR = re.compile(r"^#[0-9a-fA-F]{6}$")
@@ -55,14 +54,18 @@ def create_business(
     _check_cancel_options(fields)
     if public_id is not None:
         if not isinstance(public_id, str) or not _PUBLIC_ID.match(public_id):
-            raise ValidationError("public_id", "use 2-40 lower-case letters, digits, '-' or '_'")
+            raise ValidationError(
+                "public_id", "invalid_public_id", "use 2-40 lower-case letters, digits, '-' or '_'"
+            )
         fields["public_id"] = public_id
     prefix = invoice_prefix or re.sub(r"[^A-Z0-9]", "", fields["name"].upper())[:6] or "INV"
     if not re.match(r"^[A-Za-z0-9-]{1,12}$", prefix):
-        raise ValidationError("invoice_prefix", "use 1-12 letters, digits or '-'")
+        raise ValidationError(
+            "invoice_prefix", "invalid_invoice_prefix", "use 1-12 letters, digits or '-'"
+        )
     with unit_of_work() as session:
         if public_id and session.scalar(select(Business.id).filter_by(public_id=public_id)):
-            raise ValidationError("public_id", f"{public_id!r} is taken")
+            raise ValidationError("public_id", "taken", f"{public_id!r} is taken")
         business = Business(
             invoice_prefix=prefix, invoice_counter_live=0, invoice_counter_test=0, **fields
         )
@@ -86,18 +89,20 @@ def update_business(business: Business, **changes: Any) -> Business:
 
 def get_business(public_id: str) -> Business | None:
     """Return the business with this public id, or ``None``."""
-    return db_session().scalar(select(Business).filter_by(public_id=public_id))
+    return portal.session.scalar(select(Business).filter_by(public_id=public_id))
 
 
 def _check_cancel_options(fields: dict[str, Any]) -> None:
     if not (fields.get("cancel_at_period_end", True) or fields.get("cancel_now", True)):
-        raise ValidationError("cancel_now", "offer at least one way of cancelling")
+        raise ValidationError(
+            "cancel_now", "no_cancel_option", "offer at least one way of cancelling"
+        )
 
 
 def _clean(values: dict[str, Any], *, partial: bool = False) -> dict[str, Any]:
     unknown = set(values) - set(_FIELDS)
     if unknown:
-        raise ValidationError(sorted(unknown)[0], "is not a business field")
+        raise ValidationError(sorted(unknown)[0], "unknown_field", "is not a business field")
     fields: dict[str, Any] = {}
     if "name" in values or not partial:
         fields["name"] = v.required_text("name", values.get("name"), max_length=200)
@@ -108,31 +113,23 @@ def _clean(values: dict[str, Any], *, partial: bool = False) -> dict[str, Any]:
             fields[key] = v.text(key, values[key], max_length=limit, required=False)
     if values.get("brand_color") is not None:
         if not isinstance(values["brand_color"], str) or not _COLOR.match(values["brand_color"]):
-            raise ValidationError("brand_color", "must be a colour like #1a73e8")
+            raise ValidationError("brand_color", "invalid_color", "must be a colour like #1a73e8")
         fields["brand_color"] = values["brand_color"].lower()
     if values.get("logo") is not None:
         fields["logo"] = _logo(values["logo"])
     for key in ("cancel_at_period_end", "cancel_now"):
         if key in values:
-            if not isinstance(values[key], bool):
-                raise ValidationError(key, "must be True or False")
-            fields[key] = values[key]
+            fields[key] = v.boolean(key, values[key])
     if values.get("default_locale") is not None:
-        fields["default_locale"] = locale("default_locale", values["default_locale"])
+        fields["default_locale"] = v.locale("default_locale", values["default_locale"])
     return fields
 
 
 def _logo(value: Any) -> bytes:
     if not isinstance(value, bytes) or not value.startswith(_LOGO_MAGIC):
-        raise ValidationError("logo", "must be the bytes of a PNG or JPEG image")
+        raise ValidationError("logo", "invalid_logo", "must be the bytes of a PNG or JPEG image")
     if len(value) > MAX_LOGO_BYTES:
-        raise ValidationError("logo", f"must be at most {MAX_LOGO_BYTES // 1024} KiB")
+        raise ValidationError(
+            "logo", "logo_too_large", f"must be at most {MAX_LOGO_BYTES // 1024} KiB"
+        )
     return value
-
-
-def locale(field: str, value: Any) -> str:
-    """Return a locale identifier Babel knows, such as ``pt_BR``."""
-    try:
-        return str(Locale.parse(str(value).replace("-", "_")))
-    except (ValueError, UnknownLocaleError):
-        raise ValidationError(field, f"is not a known locale: {value!r}") from None

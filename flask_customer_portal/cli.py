@@ -7,14 +7,15 @@ from datetime import timedelta
 from typing import Any
 
 import click
-from flask import current_app
 from flask.cli import with_appcontext
 
-from . import access, mail, migrate, payments, subscriptions
+from . import access, emails, migrate, settlement, subscriptions
 from .businesses import get_business
-from .config import MODES, config_value
+from .config import config_value
 from .customers import find_customer
-from .models import Business, Customer
+from .links import static_link
+from .models import MODES, Business, Customer
+from .proxies import portal
 
 
 @click.group("portal")
@@ -80,10 +81,9 @@ def _customer(email: str, business_id: str, mode: str | None) -> Customer:
 def _send_now() -> int:
     # A command ends in a moment: send here rather than leave the mail to a
     # background thread that would die with the process. Returns how many were sent.
-    dispatcher = current_app.extensions["customer_portal"].dispatcher
-    if dispatcher is not None:
-        dispatcher.stop()
-    sent, _ = mail.send_due()
+    if portal.dispatcher is not None:
+        portal.dispatcher.stop()
+    sent, _ = emails.send_queued()
     return sent
 
 
@@ -134,7 +134,7 @@ def revoke_api_key(key_id: str) -> None:
 def invite(email: str, business_id: str, mode: str | None, send_email: bool, as_json: bool) -> None:
     """Print a customer's static link and a fresh single-use dynamic link (share invite)."""
     customer = _customer(email, business_id, mode)
-    static_link = access.link_url(customer.business, customer.mode)
+    static = static_link(customer.business, customer.mode)
     link = access.create_portal_session(customer, send_email=send_email)
     sent = _send_now() if send_email else 0
     expires_at = link.expires_at.isoformat(timespec="seconds")
@@ -142,7 +142,7 @@ def invite(email: str, business_id: str, mode: str | None, send_email: bool, as_
         _echo_json(
             {
                 "customer_id": customer.public_id,
-                "static_link": static_link,
+                "static_link": static,
                 "dynamic_link": link.url,
                 "expires_at": expires_at,
             }
@@ -150,7 +150,7 @@ def invite(email: str, business_id: str, mode: str | None, send_email: bool, as_
         return
     click.echo(f"Customer {customer.email} ({customer.public_id}, {customer.mode} mode)\n")
     click.echo("Static link (never expires; the customer types their email):")
-    click.echo(f"    {static_link}\n")
+    click.echo(f"    {static}\n")
     click.echo(f"Dynamic link (works once, until {expires_at}):")
     click.echo(f"    {link.url}")
     if send_email and sent:
@@ -178,7 +178,7 @@ def revoke_sessions(email: str, business_id: str, mode: str | None) -> None:
 @with_appcontext
 def send_mail() -> None:
     """Send the queued mail that is due, once (run it from cron with MAIL_DISPATCH "manual")."""
-    sent, failed = mail.send_due()
+    sent, failed = emails.send_queued()
     click.echo(f"Sent {sent} message{'s' if sent != 1 else ''}; {failed} failed.")
     if failed:
         click.echo("Failed messages are retried later; see the log for the reasons.")
@@ -208,6 +208,6 @@ def reconcile(older_than: int) -> None:
     it up with the same idempotency key and records the outcome: it never
     charges again.
     """
-    settled = payments.reconcile(older_than=timedelta(seconds=older_than))
+    settled = settlement.reconcile(older_than=timedelta(seconds=older_than))
     _send_now()
     click.echo(f"Settled {settled} payment attempt{'s' if settled != 1 else ''}.")

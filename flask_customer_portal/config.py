@@ -16,6 +16,7 @@ from babel import Locale, UnknownLocaleError
 from flask import Flask, current_app
 
 from .errors import ConfigurationError
+from .models import MODES
 
 PREFIX = "CUSTOMER_PORTAL_"
 
@@ -104,8 +105,6 @@ _TYPES: dict[str, type | tuple[type, ...]] = {
     "COLOR_SCHEME": str,
     "ACCENT_COLOR": (str, type(None)),
 }
-
-MODES = ("test", "live")
 
 
 def apply_defaults(app: Flask) -> None:
@@ -196,6 +195,11 @@ def _check_production(app: Flask) -> None:
         )
     if app.config[PREFIX + "MAIL_BACKEND"] == "local":
         raise ConfigurationError(f"{PREFIX}MAIL_BACKEND 'local' is for development only")
+    if not app.config["SESSION_COOKIE_SECURE"]:
+        raise ConfigurationError(
+            "SESSION_COOKIE_SECURE must be True in production: the portal's session lives in "
+            "the app's session cookie, which must travel over https only"
+        )
     if not app.config.get("MAIL_DEFAULT_SENDER"):
         raise ConfigurationError(
             "MAIL_DEFAULT_SENDER must be set: the portal mails sign-in links from it"

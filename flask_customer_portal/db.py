@@ -1,24 +1,21 @@
-"""The declarative base of the portal's tables, their column types, and the session.
+"""The foundation of the portal's tables: their declarative base and column types.
 
 The portal's models live on a metadata of their own, so the host's
 ``db.create_all()`` never touches them and ours never touch the host's. They are
 used through the host's Flask-SQLAlchemy session when the host passes its ``db``
 (our tables have no bind key, so they go to the host's default engine), or
-through a session of our own on the embedded database otherwise.
+through a session of our own on the embedded database otherwise; either way
+the rest of the package reaches it through :mod:`.proxies`.
 """
 
 from __future__ import annotations
 
 import secrets
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import Any
 
-from flask import current_app
-from sqlalchemy import DateTime, MetaData
+from sqlalchemy import CheckConstraint, DateTime, MetaData, String
 from sqlalchemy.engine import Dialect
-from sqlalchemy.orm import DeclarativeBase, Session
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
 NAMING_CONVENTION = {
@@ -76,23 +73,29 @@ def new_public_id(prefix: str) -> str:
     return prefix + "_" + "".join(secrets.choice(_ALPHABET) for _ in range(20))
 
 
-def db_session() -> Session:
-    """Return the session the portal uses in the current app context."""
-    session: Any = current_app.extensions["customer_portal"].session
-    return session
+# -- Column helpers of the models ------------------------------------------------------
 
 
-@contextmanager
-def unit_of_work() -> Iterator[Session]:
-    """Yield the session; commit if the block succeeds, roll back everything if it fails.
+def one_of(column: str, values: tuple[str, ...]) -> str:
+    """Return the SQL of a check that ``column`` holds one of ``values``."""
+    return f"{column} IN ({', '.join(repr(v) for v in values)})"
 
-    The data API runs each call in one of these, so a call either lands whole
-    or leaves nothing behind.
-    """
-    session = db_session()
-    try:
-        yield session
-        session.commit()
-    except BaseException:
-        session.rollback()
-        raise
+
+def currency_check(column: str = "currency") -> CheckConstraint:
+    """Return the check that ``column`` holds an upper-case three-letter currency code."""
+    return CheckConstraint(f"length({column}) = 3 AND upper({column}) = {column}", name=column)
+
+
+def public_id_column(prefix: str) -> Mapped[str]:
+    """Return a unique random public id column, such as ``cus_k3x9...``."""
+    return mapped_column(String(40), unique=True, default=lambda: new_public_id(prefix))
+
+
+def created_at_column() -> Mapped[datetime]:
+    """Return a creation time column, set when the row is added."""
+    return mapped_column(UTCDateTime(), default=utcnow)
+
+
+def updated_at_column() -> Mapped[datetime]:
+    """Return a modification time column, set on every ORM update."""
+    return mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class CustomerPortalError(Exception):
     """Root of every error raised by flask-customer-portal."""
@@ -12,15 +14,22 @@ class ConfigurationError(CustomerPortalError):
 
 
 class ValidationError(CustomerPortalError, ValueError):
-    """Input to the data API is invalid; :attr:`field` names the offending field.
+    """Input is invalid, or the change is not allowed now; nothing was written.
 
-    Nothing is written to the database when this is raised.
+    :attr:`field` names the offending field and :attr:`code` says what is wrong
+    in a word that never changes (``"required"``, ``"too_long"``,
+    ``"card_number"``...): code acts on the code, and pages show their own
+    translated sentence for it. :attr:`message` says the same in English for a
+    developer, and :attr:`params` holds the values it mentions
+    (``{"max_length": 200}``). ``docs/integration.md`` lists every code.
     """
 
-    def __init__(self, field: str, message: str) -> None:
+    def __init__(self, field: str, code: str, message: str, **params: Any) -> None:
         super().__init__(f"{field}: {message}")
         self.field = field
+        self.code = code
         self.message = message
+        self.params = params
 
 
 class InvalidTransition(CustomerPortalError):

@@ -9,9 +9,10 @@ from datetime import datetime
 from sqlalchemy import select
 
 from . import validation as v
-from .db import db_session, unit_of_work, utcnow
+from .db import utcnow
 from .errors import ValidationError
 from .models import LICENSE_STATUSES, Customer, LicenseKey, Subscription
+from .proxies import portal, unit_of_work
 
 _KEY_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
 
@@ -38,7 +39,7 @@ def issue_license_key(
     else:
         key = v.required_text("key", key, max_length=128)
         if len(key) < 8:
-            raise ValidationError("key", "must be at least 8 characters")
+            raise ValidationError("key", "too_short", "must be at least 8 characters")
     fields = {
         "expires_at": v.aware("expires_at", expires_at, required=False),
         "activation_limit": (
@@ -47,10 +48,10 @@ def issue_license_key(
         "status": v.choice("status", status, LICENSE_STATUSES),
     }
     if subscription is not None and subscription.customer_id != customer.id:
-        raise ValidationError("subscription", "belongs to another customer")
+        raise ValidationError("subscription", "other_customer", "belongs to another customer")
     with unit_of_work() as session:
         if session.scalar(select(LicenseKey.id).filter_by(key=key)) is not None:
-            raise ValidationError("key", "is already issued")
+            raise ValidationError("key", "taken", "is already issued")
         license_key = LicenseKey(
             customer_id=customer.id,
             subscription_id=subscription.id if subscription else None,
@@ -85,7 +86,7 @@ class KeyListing:
 def customer_license_keys(customer: Customer) -> list[KeyListing]:
     """Return every license key of ``customer``, newest first, in one query."""
     now = utcnow()
-    keys = db_session().scalars(
+    keys = portal.session.scalars(
         select(LicenseKey)
         .filter_by(customer_id=customer.id)
         .order_by(LicenseKey.created_at.desc(), LicenseKey.id.desc())

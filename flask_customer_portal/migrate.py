@@ -8,7 +8,8 @@ from alembic import command
 from alembic.config import Config
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from flask import current_app
+
+from .proxies import portal
 
 VERSION_TABLE = "portal_alembic_version"
 TABLE_PREFIX = "portal_"
@@ -42,7 +43,7 @@ def downgrade(revision: str) -> None:
 
 def current_revision() -> str | None:
     """Return the revision the database is at, or ``None`` before the first upgrade."""
-    engine = current_app.extensions["customer_portal"].engine
+    engine = portal.engine
     with engine.connect() as connection:
         context = MigrationContext.configure(connection, opts={"version_table": VERSION_TABLE})
         return context.get_current_revision()
@@ -55,7 +56,7 @@ def head_revision() -> str | None:
 
 def _run(operation: Any, revision: str) -> None:
     cfg = alembic_config()
-    engine = current_app.extensions["customer_portal"].engine
+    engine = portal.engine
     with engine.begin() as connection:
         cfg.attributes["connection"] = connection
         operation(cfg, revision)

@@ -27,35 +27,29 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from .db import Base, UTCDateTime, new_public_id, utcnow
+from .db import (
+    Base,
+    UTCDateTime,
+    created_at_column,
+    currency_check,
+    one_of,
+    public_id_column,
+    updated_at_column,
+    utcnow,
+)
 
+#: A business has two separate worlds: test and live.
 MODES = ("test", "live")
 SUBSCRIPTION_STATUSES = ("pending", "active", "on_hold", "cancelled", "expired", "failed")
+#: The statuses of a subscription that has not ended: shown as current, still changeable.
+CURRENT_STATUSES = ("active", "on_hold", "pending")
 INTERVALS = ("day", "week", "month", "year")
 INVOICE_STATUSES = ("draft", "open", "paid", "void", "uncollectible")
 PAYMENT_STATUSES = ("pending", "requires_action", "succeeded", "failed")
+#: The statuses of a payment whose outcome is not final yet.
+IN_FLIGHT = ("pending", "requires_action")
 REFUND_STATUSES = ("pending", "succeeded", "failed")
 LICENSE_STATUSES = ("active", "inactive", "expired", "revoked")
-
-
-def _one_of(column: str, values: tuple[str, ...]) -> str:
-    return f"{column} IN ({', '.join(repr(v) for v in values)})"
-
-
-def _currency(column: str = "currency") -> CheckConstraint:
-    return CheckConstraint(f"length({column}) = 3 AND upper({column}) = {column}", name=column)
-
-
-def _public_id(prefix: str) -> Mapped[str]:
-    return mapped_column(String(40), unique=True, default=lambda: new_public_id(prefix))
-
-
-def _created_at() -> Mapped[datetime]:
-    return mapped_column(UTCDateTime(), default=utcnow)
-
-
-def _updated_at() -> Mapped[datetime]:
-    return mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
 
 
 class Business(Base):
@@ -75,7 +69,7 @@ class Business(Base):
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    public_id: Mapped[str] = _public_id("biz")
+    public_id: Mapped[str] = public_id_column("biz")
     name: Mapped[str] = mapped_column(String(200))
     support_email: Mapped[str | None] = mapped_column(String(254))
     address: Mapped[str | None] = mapped_column(Text)
@@ -91,7 +85,7 @@ class Business(Base):
     # Which ways of cancelling the portal offers (at least one).
     cancel_at_period_end: Mapped[bool] = mapped_column(Boolean, default=True)
     cancel_now: Mapped[bool] = mapped_column(Boolean, default=True)
-    created_at: Mapped[datetime] = _created_at()
+    created_at: Mapped[datetime] = created_at_column()
 
     def snapshot(self) -> dict[str, Any]:
         """Return the details printed on an invoice, frozen at issue time."""
@@ -110,20 +104,20 @@ class Customer(Base):
     __tablename__ = "portal_customers"
     __table_args__ = (
         UniqueConstraint("business_id", "mode", "email"),
-        CheckConstraint(_one_of("mode", MODES), name="mode"),
+        CheckConstraint(one_of("mode", MODES), name="mode"),
         CheckConstraint("email = lower(email) AND email LIKE '%_@_%'", name="email"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    public_id: Mapped[str] = _public_id("cus")
+    public_id: Mapped[str] = public_id_column("cus")
     business_id: Mapped[int] = mapped_column(ForeignKey("portal_businesses.id"), index=True)
     mode: Mapped[str] = mapped_column(String(4))
     email: Mapped[str] = mapped_column(String(254))
     name: Mapped[str] = mapped_column(String(200), default="")
     phone: Mapped[str | None] = mapped_column(String(20))
     locale: Mapped[str | None] = mapped_column(String(16))
-    created_at: Mapped[datetime] = _created_at()
-    updated_at: Mapped[datetime] = _updated_at()
+    created_at: Mapped[datetime] = created_at_column()
+    updated_at: Mapped[datetime] = updated_at_column()
 
     business: Mapped[Business] = relationship(lazy="joined", innerjoin=True)
 
@@ -142,18 +136,18 @@ class Subscription(Base):
 
     __tablename__ = "portal_subscriptions"
     __table_args__ = (
-        CheckConstraint(_one_of("status", SUBSCRIPTION_STATUSES), name="status"),
-        CheckConstraint(_one_of("interval", INTERVALS), name="interval"),
+        CheckConstraint(one_of("status", SUBSCRIPTION_STATUSES), name="status"),
+        CheckConstraint(one_of("interval", INTERVALS), name="interval"),
         CheckConstraint("interval_count >= 1", name="interval_count"),
         CheckConstraint("quantity >= 1", name="quantity"),
         CheckConstraint("price_amount >= 0", name="price_amount"),
         CheckConstraint("current_period_end > current_period_start", name="period"),
         CheckConstraint("length(product) > 0", name="product"),
-        _currency(),
+        currency_check(),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    public_id: Mapped[str] = _public_id("sub")
+    public_id: Mapped[str] = public_id_column("sub")
     customer_id: Mapped[int] = mapped_column(ForeignKey("portal_customers.id"), index=True)
     product: Mapped[str] = mapped_column(String(200))
     plan: Mapped[str] = mapped_column(String(200))
@@ -169,8 +163,8 @@ class Subscription(Base):
     cancel_at_period_end: Mapped[bool] = mapped_column(Boolean, default=False)
     cancelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
-    created_at: Mapped[datetime] = _created_at()
-    updated_at: Mapped[datetime] = _updated_at()
+    created_at: Mapped[datetime] = created_at_column()
+    updated_at: Mapped[datetime] = updated_at_column()
     # The saved card renewals are charged to; None until the customer picks one.
     payment_method_id: Mapped[int | None] = mapped_column(ForeignKey("portal_payment_methods.id"))
 
@@ -182,6 +176,11 @@ class Subscription(Base):
         """What one period costs, in minor units."""
         return self.price_amount * self.quantity
 
+    @property
+    def name(self) -> str:
+        """What the customer calls it: the product and the plan (``Acme Cloud Pro``)."""
+        return " ".join(filter(None, (self.product, self.plan)))
+
 
 class Invoice(Base):
     """An invoice with its lines; its number is unique within its business."""
@@ -189,17 +188,17 @@ class Invoice(Base):
     __tablename__ = "portal_invoices"
     __table_args__ = (
         UniqueConstraint("business_id", "number"),
-        CheckConstraint(_one_of("status", INVOICE_STATUSES), name="status"),
+        CheckConstraint(one_of("status", INVOICE_STATUSES), name="status"),
         CheckConstraint("subtotal >= 0 AND tax >= 0", name="amounts"),
         CheckConstraint("total = subtotal + tax", name="total"),
         CheckConstraint("status <> 'paid' OR paid_at IS NOT NULL", name="paid_at"),
-        _currency(),
+        currency_check(),
         # The billing history reads a customer's invoices newest first.
         Index("ix_portal_invoices_history", "customer_id", "issued_at"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    public_id: Mapped[str] = _public_id("in")
+    public_id: Mapped[str] = public_id_column("in")
     business_id: Mapped[int] = mapped_column(ForeignKey("portal_businesses.id"))
     customer_id: Mapped[int] = mapped_column(ForeignKey("portal_customers.id"))
     subscription_id: Mapped[int | None] = mapped_column(
@@ -216,7 +215,7 @@ class Invoice(Base):
     paid_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     business_snapshot: Mapped[dict[str, Any]] = mapped_column(JSON)
     customer_snapshot: Mapped[dict[str, Any]] = mapped_column(JSON)
-    created_at: Mapped[datetime] = _created_at()
+    created_at: Mapped[datetime] = created_at_column()
 
     customer: Mapped[Customer] = relationship()
     subscription: Mapped[Subscription | None] = relationship()
@@ -268,7 +267,7 @@ class PaymentMethod(Base):
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    public_id: Mapped[str] = _public_id("pm")
+    public_id: Mapped[str] = public_id_column("pm")
     customer_id: Mapped[int] = mapped_column(ForeignKey("portal_customers.id"), index=True)
     provider_token: Mapped[str] = mapped_column(String(255))
     brand: Mapped[str] = mapped_column(String(20))
@@ -276,7 +275,7 @@ class PaymentMethod(Base):
     exp_month: Mapped[int] = mapped_column(Integer)
     exp_year: Mapped[int] = mapped_column(Integer)
     is_default: Mapped[bool] = mapped_column(Boolean, default=False)
-    created_at: Mapped[datetime] = _created_at()
+    created_at: Mapped[datetime] = created_at_column()
 
 
 class Payment(Base):
@@ -284,22 +283,22 @@ class Payment(Base):
 
     __tablename__ = "portal_payments"
     __table_args__ = (
-        CheckConstraint(_one_of("status", PAYMENT_STATUSES), name="status"),
+        CheckConstraint(one_of("status", PAYMENT_STATUSES), name="status"),
         CheckConstraint("amount > 0", name="amount"),
-        _currency(),
+        currency_check(),
         Index("ix_portal_payments_history", "customer_id", "created_at"),
         # P2: a subscription has at most one payment in flight, whatever races.
         Index(
             "ix_portal_payments_one_open_attempt",
             "subscription_id",
             unique=True,
-            sqlite_where=text("status IN ('pending', 'requires_action')"),
-            postgresql_where=text("status IN ('pending', 'requires_action')"),
+            sqlite_where=text(one_of("status", IN_FLIGHT)),
+            postgresql_where=text(one_of("status", IN_FLIGHT)),
         ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    public_id: Mapped[str] = _public_id("py")
+    public_id: Mapped[str] = public_id_column("py")
     customer_id: Mapped[int] = mapped_column(ForeignKey("portal_customers.id"))
     invoice_id: Mapped[int | None] = mapped_column(ForeignKey("portal_invoices.id"), index=True)
     subscription_id: Mapped[int | None] = mapped_column(ForeignKey("portal_subscriptions.id"))
@@ -312,10 +311,14 @@ class Payment(Base):
     failure_reason: Mapped[str | None] = mapped_column(String(500))
     # Where the provider wants the customer to go to finish a "requires_action" charge.
     action_url: Mapped[str | None] = mapped_column(String(2000))
-    created_at: Mapped[datetime] = _created_at()
-    updated_at: Mapped[datetime] = _updated_at()
+    created_at: Mapped[datetime] = created_at_column()
+    updated_at: Mapped[datetime] = updated_at_column()
 
+    customer: Mapped[Customer] = relationship()
     invoice: Mapped[Invoice | None] = relationship()
+    # None for a payment the merchant recorded without one.
+    subscription: Mapped[Subscription | None] = relationship()
+    payment_method: Mapped[PaymentMethod | None] = relationship()
     refunds: Mapped[list[Refund]] = relationship(back_populates="payment")
 
 
@@ -324,13 +327,13 @@ class Refund(Base):
 
     __tablename__ = "portal_refunds"
     __table_args__ = (
-        CheckConstraint(_one_of("status", REFUND_STATUSES), name="status"),
+        CheckConstraint(one_of("status", REFUND_STATUSES), name="status"),
         CheckConstraint("amount > 0", name="amount"),
-        _currency(),
+        currency_check(),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    public_id: Mapped[str] = _public_id("re")
+    public_id: Mapped[str] = public_id_column("re")
     payment_id: Mapped[int] = mapped_column(ForeignKey("portal_payments.id"), index=True)
     amount: Mapped[int] = mapped_column(Integer)
     currency: Mapped[str] = mapped_column(String(3))
@@ -338,7 +341,7 @@ class Refund(Base):
     provider_reference: Mapped[str | None] = mapped_column(String(255))
     idempotency_key: Mapped[str | None] = mapped_column(String(255), unique=True)
     reason: Mapped[str | None] = mapped_column(String(500))
-    created_at: Mapped[datetime] = _created_at()
+    created_at: Mapped[datetime] = created_at_column()
 
     payment: Mapped[Payment] = relationship(back_populates="refunds")
 
@@ -348,7 +351,7 @@ class LicenseKey(Base):
 
     __tablename__ = "portal_license_keys"
     __table_args__ = (
-        CheckConstraint(_one_of("status", LICENSE_STATUSES), name="status"),
+        CheckConstraint(one_of("status", LICENSE_STATUSES), name="status"),
         CheckConstraint("activation_limit IS NULL OR activation_limit >= 1", name="limit"),
         CheckConstraint(
             "activations >= 0 AND (activation_limit IS NULL OR activations <= activation_limit)",
@@ -358,7 +361,7 @@ class LicenseKey(Base):
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    public_id: Mapped[str] = _public_id("lk")
+    public_id: Mapped[str] = public_id_column("lk")
     customer_id: Mapped[int] = mapped_column(ForeignKey("portal_customers.id"), index=True)
     subscription_id: Mapped[int | None] = mapped_column(ForeignKey("portal_subscriptions.id"))
     key: Mapped[str] = mapped_column(String(128), unique=True)
@@ -367,7 +370,7 @@ class LicenseKey(Base):
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     activation_limit: Mapped[int | None] = mapped_column(Integer)
     activations: Mapped[int] = mapped_column(Integer, default=0)
-    created_at: Mapped[datetime] = _created_at()
+    created_at: Mapped[datetime] = created_at_column()
 
 
 LINK_PURPOSES = ("email_login", "portal_session", "email_change")
@@ -380,8 +383,8 @@ class LoginLink(Base):
 
     __tablename__ = "portal_login_links"
     __table_args__ = (
-        CheckConstraint(_one_of("purpose", LINK_PURPOSES), name="purpose"),
-        CheckConstraint(_one_of("mode", MODES), name="mode"),
+        CheckConstraint(one_of("purpose", LINK_PURPOSES), name="purpose"),
+        CheckConstraint(one_of("mode", MODES), name="mode"),
         CheckConstraint("expires_at > created_at", name="expiry"),
     )
 
@@ -394,7 +397,7 @@ class LoginLink(Base):
     return_url: Mapped[str | None] = mapped_column(String(2000))
     # For an "email_change" link: the address that becomes the customer's.
     new_email: Mapped[str | None] = mapped_column(String(254))
-    created_at: Mapped[datetime] = _created_at()
+    created_at: Mapped[datetime] = created_at_column()
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
     used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
@@ -407,7 +410,7 @@ class PortalSession(Base):
 
     __tablename__ = "portal_sessions"
     __table_args__ = (
-        CheckConstraint(_one_of("mode", MODES), name="mode"),
+        CheckConstraint(one_of("mode", MODES), name="mode"),
         CheckConstraint("expires_at > created_at", name="expiry"),
     )
 
@@ -417,7 +420,7 @@ class PortalSession(Base):
     mode: Mapped[str] = mapped_column(String(4))
     customer_id: Mapped[int] = mapped_column(ForeignKey("portal_customers.id"), index=True)
     return_url: Mapped[str | None] = mapped_column(String(2000))
-    created_at: Mapped[datetime] = _created_at()
+    created_at: Mapped[datetime] = created_at_column()
     last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
@@ -429,16 +432,16 @@ class ApiKey(Base):
     """A merchant's secret key for the HTTP API, per business and mode; stored hashed."""
 
     __tablename__ = "portal_api_keys"
-    __table_args__ = (CheckConstraint(_one_of("mode", MODES), name="mode"),)
+    __table_args__ = (CheckConstraint(one_of("mode", MODES), name="mode"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    public_id: Mapped[str] = _public_id("key")
+    public_id: Mapped[str] = public_id_column("key")
     business_id: Mapped[int] = mapped_column(ForeignKey("portal_businesses.id"), index=True)
     mode: Mapped[str] = mapped_column(String(4))
     key_hash: Mapped[str] = mapped_column(String(64), unique=True)
     hint: Mapped[str] = mapped_column(String(24))
     name: Mapped[str] = mapped_column(String(100), default="")
-    created_at: Mapped[datetime] = _created_at()
+    created_at: Mapped[datetime] = created_at_column()
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
@@ -458,7 +461,7 @@ class OutboxMessage(Base):
 
     __tablename__ = "portal_outbox"
     __table_args__ = (
-        CheckConstraint(_one_of("status", OUTBOX_STATUSES), name="status"),
+        CheckConstraint(one_of("status", OUTBOX_STATUSES), name="status"),
         CheckConstraint("attempts >= 0", name="attempts"),
         Index("ix_portal_outbox_due", "status", "next_attempt_at"),
     )
@@ -468,7 +471,7 @@ class OutboxMessage(Base):
     kind: Mapped[str] = mapped_column(String(40))
     params: Mapped[dict[str, Any]] = mapped_column(JSON)
     status: Mapped[str] = mapped_column(String(7), default="pending")
-    created_at: Mapped[datetime] = _created_at()
+    created_at: Mapped[datetime] = created_at_column()
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

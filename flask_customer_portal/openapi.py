@@ -1,14 +1,21 @@
-"""The OpenAPI 3.1 description of the HTTP API, served at ``{prefix}/api/v1/openapi.json``.
+"""The HTTP API's contract: its OpenAPI 3.1 document, and the limits it states.
 
-Written out by hand, next to the code it describes; ``tests/test_api.py``
-checks that its paths and methods are exactly the blueprint's routes.
+Written out by hand; :mod:`.api` enforces what it states (the customer id's
+pattern, the body's size, the parameters), and ``tests/test_api.py`` checks
+that its paths and methods are exactly the blueprint's routes. Served at
+``{prefix}/api/v1/openapi.json``.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from . import api
+#: The largest request body the API reads, in bytes (V1).
+MAX_BODY = 16 * 1024
+#: What a customer's public id looks like; anything else is not looked up.
+CUSTOMER_ID = r"^cus_[0-9a-z]{1,36}$"
+#: The parameters of the session route, in the query string or the JSON body.
+SESSION_PARAMETERS = ("send_email", "return_url")
 
 
 def _error(description: str, headers: dict[str, str] | None = None) -> dict[str, Any]:
@@ -56,7 +63,7 @@ def document(server_url: str) -> dict[str, Any]:
                             "in": "path",
                             "required": True,
                             "description": "The customer's public id.",
-                            "schema": {"type": "string", "pattern": api.CUSTOMER_ID},
+                            "schema": {"type": "string", "pattern": CUSTOMER_ID},
                             "example": "cus_k3x9q0m2vz8w4t6y1p5r",
                         },
                         {
@@ -100,7 +107,7 @@ def document(server_url: str) -> dict[str, Any]:
                             {"WWW-Authenticate": "Bearer"},
                         ),
                         "404": _error("No such customer in the API key's business and mode."),
-                        "413": _error(f"The body is larger than {api.MAX_BODY} bytes."),
+                        "413": _error(f"The body is larger than {MAX_BODY} bytes."),
                         "415": _error("The body is not JSON."),
                         "429": _error(
                             "Too many requests with this API key.",

@@ -1,13 +1,18 @@
-"""Signals for every customer action, so the merchant's app can react.
+"""Signals for every change in a customer's account, so the merchant's app can react.
 
 Connect with ``signal.connect(receiver, app)`` or ``@signal.connect_via(app)``.
 Every signal is sent with the Flask app as its sender and the keyword
-arguments named in its comment; each is sent after the change is committed.
+arguments named in its comment, after the change is committed, by the domain
+function that made the change: a call from the merchant's own code sends the
+same signals as the customer's pages.
 """
 
 from __future__ import annotations
 
-from blinker import Namespace
+from typing import Any
+
+from blinker import NamedSignal, Namespace
+from flask import current_app
 
 _signals = Namespace()
 
@@ -19,15 +24,15 @@ profile_updated = _signals.signal("profile-updated")
 #: A customer confirmed a new email address. Sender: the app; ``customer``,
 #: ``old_email``, ``new_email``.
 email_changed = _signals.signal("email-changed")
-#: A customer cancelled a subscription. Sender: the app; ``customer``,
-#: ``subscription``, ``at_period_end`` (False: it ended at once).
+#: A subscription was cancelled. Sender: the app; ``customer``, ``subscription``,
+#: ``at_period_end`` (False: it ended at once).
 subscription_cancelled = _signals.signal("subscription-cancelled")
-#: A customer undid a cancellation scheduled for the end of the period. Sender:
-#: the app; ``customer``, ``subscription``.
+#: A cancellation scheduled for the end of the period was undone. Sender: the
+#: app; ``customer``, ``subscription``.
 cancellation_undone = _signals.signal("cancellation-undone")
 #: A customer downloaded an invoice's PDF. Sender: the app; ``customer``, ``invoice``.
 invoice_downloaded = _signals.signal("invoice-downloaded")
-#: A customer changed a subscription's payment method (or paying its dues set it).
+#: A subscription's payment method changed (or paying its dues set it).
 #: Sender: the app; ``customer``, ``subscription``, ``payment_method``.
 payment_method_updated = _signals.signal("payment-method-updated")
 #: A payment succeeded. Sender: the app; ``customer``, ``subscription``, ``payment``, ``invoice``.
@@ -38,3 +43,20 @@ payment_failed = _signals.signal("payment-failed")
 #: An on-hold subscription became active again once its dues were paid. Sender:
 #: the app; ``customer``, ``subscription``, ``payment``.
 subscription_reactivated = _signals.signal("subscription-reactivated")
+
+
+def send(signal: NamedSignal, **kwargs: Any) -> None:
+    """Send ``signal`` from the current app to each receiver in turn.
+
+    The change it announces is already committed, so a receiver that raises
+    cannot undo it: its error is logged with its traceback, and the other
+    receivers and the customer's page carry on.
+    """
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    for receiver in signal.receivers_for(app):
+        try:
+            receiver(app, **kwargs)
+        except Exception:
+            app.logger.exception(
+                "a receiver of the %r signal failed; the change it announces stands", signal.name
+            )

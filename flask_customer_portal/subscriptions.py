@@ -1,22 +1,38 @@
-"""Subscriptions: starting them, the one function that changes their status, and cancelling."""
+"""Subscriptions: their life (start, failed renewal, cancel, undo, end) and the one status change.
+
+Every change of status goes through :func:`transition`, one conditional
+UPDATE from the statuses :data:`ALLOWED_FROM` allows (P2). The functions the
+merchant and the customer call commit as one unit and send their own signal.
+"""
 
 from __future__ import annotations
 
 import calendar
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select, update
+from flask_babel import force_locale
+from sqlalchemy import select, update
 from sqlalchemy.orm import selectinload
 
-from . import formatting, mail
+from . import emails, signals
 from . import validation as v
-from .db import db_session, unit_of_work, utcnow
+from .billing import dues_of, invoice_lines, new_invoice, void_dues
+from .db import utcnow
 from .errors import InvalidTransition, ValidationError
-from .i18n import N_, _l, lazy_period
-from .models import INTERVALS, Customer, Invoice, OutboxMessage, Subscription
+from .formatting import date, locale_of
+from .i18n import gettext
+from .models import (
+    CURRENT_STATUSES,
+    INTERVALS,
+    Customer,
+    Invoice,
+    Payment,
+    PaymentMethod,
+    Subscription,
+)
+from .proxies import portal, unit_of_work, update_one, update_rows
 
 #: For each status, the statuses a subscription may come from.
 ALLOWED_FROM: dict[str, frozenset[str]] = {
@@ -28,8 +44,8 @@ ALLOWED_FROM: dict[str, frozenset[str]] = {
     "failed": frozenset({"pending"}),
 }
 
-#: Statuses a subscription never leaves.
-FINAL = frozenset({"cancelled", "expired", "failed"})
+#: The ways of cancelling: at the end of the paid period, or at once.
+CANCEL_WAYS = ("period_end", "now")
 
 
 def transition(subscription: Subscription, status: str, **changes: object) -> Subscription:
@@ -43,18 +59,21 @@ def transition(subscription: Subscription, status: str, **changes: object) -> Su
     :raises InvalidTransition: the subscription is not in an allowed status.
     """
     allowed = ALLOWED_FROM[v.choice("status", status, tuple(ALLOWED_FROM))]
-    session = db_session()
-    result = session.execute(
-        update(Subscription)
-        .where(Subscription.id == subscription.id, Subscription.status.in_(allowed))
-        .values(status=status, updated_at=utcnow(), **changes)
-        .execution_options(synchronize_session=False)
-    )
-    if result.rowcount != 1:  # type: ignore[attr-defined]
-        session.refresh(subscription)
-        raise InvalidTransition(subscription.public_id, status, subscription.status)
-    session.refresh(subscription)
+    _change(subscription, status, Subscription.status.in_(allowed), status=status, **changes)
     return subscription
+
+
+def _change(subscription: Subscription, target: str, *conditions: Any, **values: Any) -> None:
+    # One UPDATE of the row under ``conditions``: a request that lost a race to
+    # another learns it from the row count, and changes nothing.
+    changed = update_one(
+        update(Subscription)
+        .where(Subscription.id == subscription.id, *conditions)
+        .values(updated_at=utcnow(), **values)
+    )
+    portal.session.refresh(subscription)
+    if not changed:
+        raise InvalidTransition(subscription.public_id, target, subscription.status)
 
 
 def start_subscription(
@@ -118,13 +137,109 @@ def add_interval(moment: datetime, interval: str, count: int = 1) -> datetime:
     return moment.replace(year=year, month=month, day=day)
 
 
+def record_failed_renewal(
+    subscription: Subscription,
+    *,
+    reason: str,
+    amount: int | None = None,
+    provider_reference: str | None = None,
+    idempotency_key: str | None = None,
+    at: datetime | None = None,
+) -> Invoice:
+    """Record that a renewal payment failed: open an invoice for the dues, put the plan on hold.
+
+    In one transaction: the subscription moves to the next period, an open
+    invoice for that period (``amount``, default price × quantity) is issued, a
+    failed payment with ``reason`` is recorded against it, and the subscription
+    becomes ``on_hold`` (it may already be). Commits; returns the invoice.
+    Recording the same ``idempotency_key`` again returns the first invoice.
+    The invoice's line is written in the customer's language (their saved
+    choice, else their business's), once.
+    """
+    reason = v.required_text("reason", reason, max_length=500)
+    provider_reference = v.text(
+        "provider_reference", provider_reference, max_length=255, required=False
+    )
+    idempotency_key = v.text("idempotency_key", idempotency_key, max_length=255, required=False)
+    due = v.amount("amount", subscription.amount if amount is None else amount, positive=True)
+    when = v.aware("at", at, required=False) or utcnow()
+    customer = subscription.customer
+    starts = subscription.current_period_end
+    ends = add_interval(starts, subscription.interval, subscription.interval_count)
+    with unit_of_work() as session:
+        if idempotency_key is not None:
+            seen = session.scalar(select(Payment).filter_by(idempotency_key=idempotency_key))
+            if seen is not None:
+                if seen.subscription_id != subscription.id or seen.invoice is None:
+                    raise ValidationError(
+                        "idempotency_key",
+                        "idempotency_conflict",
+                        "was already used for another payment",
+                    )
+                return seen.invoice
+        transition(
+            subscription,
+            "on_hold",
+            current_period_start=starts,
+            current_period_end=ends,
+            next_billing_at=None,
+        )
+        line = {"description": _period_line(subscription, starts, ends), "unit_amount": due}
+        invoice = new_invoice(
+            customer,
+            invoice_lines([line]),
+            currency=subscription.currency,
+            tax=0,
+            subscription=subscription,
+            status="open",
+            issued_at=when,
+            due_at=when,
+        )
+        session.add(invoice)
+        session.flush()
+        session.add(
+            Payment(
+                customer_id=customer.id,
+                invoice_id=invoice.id,
+                subscription_id=subscription.id,
+                amount=due,
+                currency=subscription.currency,
+                status="failed",
+                failure_reason=reason,
+                provider_reference=provider_reference,
+                idempotency_key=idempotency_key,
+                created_at=when,
+                updated_at=when,
+            )
+        )
+    return invoice
+
+
+def _period_line(subscription: Subscription, starts: datetime, ends: datetime) -> str:
+    locale = locale_of(subscription.customer)
+    with force_locale(locale):
+        return gettext(
+            "%(name)s (%(start)s – %(end)s)",
+            name=subscription.name,
+            start=date(starts, locale),
+            end=date(ends, locale),
+        )
+
+
+def set_payment_method(subscription: Subscription, method: PaymentMethod) -> bool:
+    """Charge ``subscription``'s renewals to ``method``; don't commit.
+
+    One conditional UPDATE: a subscription that has ended never takes a
+    method. Tells whether it took it.
+    """
+    return update_one(
+        update(Subscription)
+        .where(Subscription.id == subscription.id, Subscription.status.in_(CURRENT_STATUSES))
+        .values(payment_method_id=method.id, updated_at=utcnow())
+    )
+
+
 # -- What the customer sees and does ---------------------------------------------------
-
-#: Statuses shown under "current" on the subscriptions page; the others are past.
-CURRENT = ("active", "on_hold", "pending")
-
-#: The ways of cancelling: at the end of the paid period, or at once.
-CANCEL_WAYS = ("period_end", "now")
 
 
 @dataclass(frozen=True)
@@ -146,39 +261,27 @@ def list_subscriptions(customer: Customer) -> SubscriptionList:
     Current ones (active, on hold, pending) oldest first; past ones most
     recently ended first.
     """
-    session = db_session()
-    rows = session.scalars(
+    rows = portal.session.scalars(
         select(Subscription)
         .filter_by(customer_id=customer.id)
         .options(selectinload(Subscription.payment_method))
         .order_by(Subscription.created_at, Subscription.id)
     ).all()
-    current = [s for s in rows if s.status in CURRENT]
+    current = [s for s in rows if s.status in CURRENT_STATUSES]
     past = sorted(
-        (s for s in rows if s.status not in CURRENT),
+        (s for s in rows if s.status not in CURRENT_STATUSES),
         key=lambda s: s.ended_at or s.updated_at,
         reverse=True,
     )
-    on_hold = [s.id for s in current if s.status == "on_hold"]
-    dues: dict[int, int] = {}
-    if on_hold:
-        totals = session.execute(
-            select(Invoice.subscription_id, func.sum(Invoice.total))
-            .where(Invoice.subscription_id.in_(on_hold), Invoice.status == "open")
-            .group_by(Invoice.subscription_id)
-        )
-        dues = {sid: int(total) for sid, total in totals if sid is not None}
+    on_hold = [s for s in current if s.status == "on_hold"]
+    owed = dues_of(on_hold) if on_hold else {}
+    dues = {id_: owing.amount for id_, owing in owed.items() if owing.amount}
     return SubscriptionList(current=current, past=past, dues=dues)
-
-
-def subscription_name(subscription: Subscription) -> str:
-    """Return what the customer calls the subscription: product and plan (``Acme Cloud Pro``)."""
-    return " ".join(filter(None, (subscription.product, subscription.plan)))
 
 
 def get_subscription(customer: Customer, public_id: str) -> Subscription | None:
     """Return ``customer``'s subscription with this public id, or ``None`` (Z1)."""
-    return db_session().scalar(
+    return portal.session.scalar(
         select(Subscription).filter_by(customer_id=customer.id, public_id=public_id)
     )
 
@@ -219,24 +322,31 @@ def cancel_subscription(subscription: Subscription, *, at_period_end: bool) -> S
     first invoice of a pending one) are voided, so nothing is shown as owed
     for a plan that has ended. Nothing is refunded.
 
-    Send :data:`~.signals.subscription_cancelled` after this returns.
+    Sends :data:`~.signals.subscription_cancelled`.
 
-    :raises ValidationError: this way is not offered for this subscription
-        (see :func:`cancel_options`), or it has already ended.
+    :raises ValidationError: it has already ended (code ``"already_cancelled"``,
+        ``"already_expired"`` or ``"already_failed"``), or this way is not offered
+        for it now (see :func:`cancel_options`; code ``"already_scheduled"``,
+        ``"no_paid_period"``, ``"period_end_not_offered"`` or ``"now_not_offered"``).
     :raises InvalidTransition: it changed meanwhile (another request won).
     """
     way = "period_end" if at_period_end else "now"
-    if subscription.status not in CURRENT:
-        raise ValidationError("subscription", _ENDED[subscription.status])
+    if subscription.status not in CURRENT_STATUSES:
+        raise ValidationError(
+            "subscription",
+            f"already_{subscription.status}",
+            f"this subscription has already ended ({subscription.status})",
+        )
     if way not in cancel_options(subscription):
-        raise ValidationError("at_period_end", _not_offered(subscription, way))
+        raise _not_offered(subscription, way)
     now, previous_status, voided = utcnow(), subscription.status, 0
     with unit_of_work():
         if at_period_end:
-            _conditional_update(
+            _change(
                 subscription,
                 "cancelled",
-                (Subscription.status == "active", Subscription.cancel_at_period_end.is_(False)),
+                Subscription.status == "active",
+                Subscription.cancel_at_period_end.is_(False),
                 cancel_at_period_end=True,
                 cancelled_at=now,
                 next_billing_at=None,
@@ -251,55 +361,75 @@ def cancel_subscription(subscription: Subscription, *, at_period_end: bool) -> S
                 cancel_at_period_end=False,
                 next_billing_at=None,
             )
-            voided = _void_open_invoices(subscription)
+            voided = void_dues(subscription)
             ends = now
-        mail.queue_mail(
-            subscription.customer,
-            "subscription_cancelled",
-            subscription_id=subscription.id,
+        emails.queue_subscription_cancelled(
+            subscription,
             at_period_end=at_period_end,
             previous_status=previous_status,
             ends_at=ends,
             voided=voided,
         )
+    signals.send(
+        signals.subscription_cancelled,
+        customer=subscription.customer,
+        subscription=subscription,
+        at_period_end=at_period_end,
+    )
     return subscription
+
+
+def _not_offered(subscription: Subscription, way: str) -> ValidationError:
+    if way == "now":
+        return ValidationError(
+            "at_period_end", "now_not_offered", "cancelling at once is not offered"
+        )
+    if subscription.cancel_at_period_end:
+        code, message = "already_scheduled", "is already set to end at the end of its period"
+    elif subscription.status != "active":
+        code, message = "no_paid_period", "has no paid period to run out; it can only end now"
+    else:
+        code, message = (
+            "period_end_not_offered",
+            "cancelling at the end of the period is not offered",
+        )
+    return ValidationError("at_period_end", code, message)
 
 
 def undo_cancellation(subscription: Subscription) -> Subscription:
     """Take back a cancellation scheduled for the end of the period; queue the email; commit.
 
-    The subscription renews again at the end of its period. Send
-    :data:`~.signals.cancellation_undone` after this returns.
+    The subscription renews again at the end of its period. Sends
+    :data:`~.signals.cancellation_undone`.
 
-    :raises ValidationError: no cancellation is scheduled, or its period has ended.
+    :raises ValidationError: no cancellation is scheduled (code
+        ``"nothing_to_undo"``), or its period has ended (``"period_over"``).
     :raises InvalidTransition: it changed meanwhile (another request won).
     """
     now = utcnow()
     if subscription.status != "active" or not subscription.cancel_at_period_end:
-        raise ValidationError("subscription", N_("This subscription has no cancellation to undo."))
+        raise ValidationError(
+            "subscription", "nothing_to_undo", "this subscription has no cancellation to undo"
+        )
     if subscription.current_period_end <= now:
         raise ValidationError(
-            "subscription", N_("This subscription's period has ended; the cancellation stands.")
+            "subscription", "period_over", "the period has ended; the cancellation stands"
         )
     with unit_of_work():
-        _conditional_update(
+        _change(
             subscription,
             "active",
-            (
-                Subscription.status == "active",
-                Subscription.cancel_at_period_end.is_(True),
-                Subscription.current_period_end > now,
-            ),
+            Subscription.status == "active",
+            Subscription.cancel_at_period_end.is_(True),
+            Subscription.current_period_end > now,
             cancel_at_period_end=False,
             cancelled_at=None,
             next_billing_at=Subscription.current_period_end,
         )
-        mail.queue_mail(
-            subscription.customer,
-            "cancellation_undone",
-            subscription_id=subscription.id,
-            renews_at=subscription.current_period_end,
-        )
+        emails.queue_cancellation_undone(subscription)
+    signals.send(
+        signals.cancellation_undone, customer=subscription.customer, subscription=subscription
+    )
     return subscription
 
 
@@ -313,8 +443,8 @@ def end_due_cancellations(now: datetime | None = None) -> int:
     no mail is sent. Run it from cron (``flask portal end-cancellations``).
     """
     moment = v.aware("now", now, required=False) or utcnow()
-    with unit_of_work() as session:
-        result = session.execute(
+    with unit_of_work():
+        return update_rows(
             update(Subscription)
             .where(
                 Subscription.status == "active",
@@ -327,127 +457,4 @@ def end_due_cancellations(now: datetime | None = None) -> int:
                 next_billing_at=None,
                 updated_at=moment,
             )
-            .execution_options(synchronize_session=False)
         )
-    return int(result.rowcount)  # type: ignore[attr-defined]
-
-
-_ENDED = {
-    "cancelled": N_("This subscription has already been cancelled."),
-    "expired": N_("This subscription has already expired."),
-    "failed": N_("This subscription has already failed to start."),
-}
-
-
-def _not_offered(subscription: Subscription, way: str) -> str:
-    if way == "period_end" and subscription.cancel_at_period_end:
-        return N_("This subscription is already set to end at the end of its period.")
-    if way == "period_end" and subscription.status != "active":
-        return N_("This subscription has no paid period to run out; it can only end now.")
-    if way == "period_end":
-        return N_("Cancelling at the end of the period is not offered; you can cancel now.")
-    return N_("Cancelling at once is not offered; you can cancel at the end of the period.")
-
-
-def _conditional_update(
-    subscription: Subscription, target: str, conditions: tuple[Any, ...], **values: Any
-) -> None:
-    # Like transition(), for changes that keep the status: one UPDATE, and a
-    # request that lost a race to another learns it from the row count.
-    session = db_session()
-    result = session.execute(
-        update(Subscription)
-        .where(Subscription.id == subscription.id, *conditions)
-        .values(updated_at=utcnow(), **values)
-        .execution_options(synchronize_session=False)
-    )
-    session.refresh(subscription)
-    if result.rowcount != 1:  # type: ignore[attr-defined]
-        raise InvalidTransition(subscription.public_id, target, subscription.status)
-
-
-def _void_open_invoices(subscription: Subscription) -> int:
-    session = db_session()
-    total = session.scalar(
-        select(func.coalesce(func.sum(Invoice.total), 0)).filter_by(
-            subscription_id=subscription.id, status="open"
-        )
-    )
-    session.execute(
-        update(Invoice)
-        .filter_by(subscription_id=subscription.id, status="open")
-        .values(status="void")
-        .execution_options(synchronize_session=False)
-    )
-    return int(total or 0)
-
-
-@mail.composer("subscription_cancelled")
-def _compose_cancelled(message: OutboxMessage) -> mail.Composed | None:
-    subscription = _subscription_of(message)
-    if subscription is None:
-        return None
-    customer = subscription.customer
-    locale = formatting.locale_of(customer)
-    name = subscription_name(subscription)
-    ends_on = formatting.date(datetime.fromisoformat(message.params["ends_at"]), locale, "long")
-    at_period_end = bool(message.params["at_period_end"])
-    return mail.render(
-        "subscription_cancelled",
-        _l("Your %(name)s subscription ends on %(date)s", name=name, date=ends_on)
-        if at_period_end
-        else _l("Your %(name)s subscription is cancelled", name=name),
-        business=customer.business,
-        customer=customer,
-        name=name,
-        at_period_end=at_period_end,
-        previous_status=message.params["previous_status"],
-        ends_on=ends_on,
-        voided=formatting.money(message.params["voided"], subscription.currency, locale)
-        if message.params["voided"]
-        else None,
-    )
-
-
-@mail.composer("cancellation_undone")
-def _compose_undone(message: OutboxMessage) -> mail.Composed | None:
-    return compose_renewal(
-        message,
-        "cancellation_undone",
-        lambda name: _l("Your %(name)s subscription continues", name=name),
-    )
-
-
-def compose_renewal(
-    message: OutboxMessage, template: str, subject: Callable[[str], Any]
-) -> mail.Composed | None:
-    """Render a mail saying when a subscription renews and for how much.
-
-    ``message.params`` names the ``subscription_id``, its ``customer_id`` and
-    ``renews_at``; ``subject`` makes the subject from the subscription's name.
-    """
-    subscription = _subscription_of(message)
-    if subscription is None:
-        return None
-    customer = subscription.customer
-    locale = formatting.locale_of(customer)
-    name = subscription_name(subscription)
-    return mail.render(
-        template,
-        subject(name),
-        business=customer.business,
-        customer=customer,
-        name=name,
-        renews_on=formatting.date(
-            datetime.fromisoformat(message.params["renews_at"]), locale, "long"
-        ),
-        price=formatting.money(subscription.amount, subscription.currency, locale),
-        period=lazy_period(subscription.interval, subscription.interval_count),
-    )
-
-
-def _subscription_of(message: OutboxMessage) -> Subscription | None:
-    subscription = db_session().get(Subscription, message.params["subscription_id"])
-    if subscription is None or subscription.customer_id != message.params["customer_id"]:
-        return None
-    return subscription

@@ -6,19 +6,9 @@ from dataclasses import dataclass
 
 from sqlalchemy import func, select
 
-from .db import db_session
-from .models import Customer, Invoice, LicenseKey, Subscription
-
-CURRENT = ("active", "on_hold", "pending")
-
-
-@dataclass(frozen=True)
-class Dues:
-    """What an on-hold subscription owes: the total and how many open invoices."""
-
-    subscription: Subscription
-    amount: int
-    invoices: int
+from .billing import Dues, dues_of
+from .models import CURRENT_STATUSES, Customer, Invoice, LicenseKey, Subscription
+from .proxies import portal
 
 
 @dataclass(frozen=True)
@@ -26,6 +16,7 @@ class AccountSummary:
     """The overview of one customer's account."""
 
     subscriptions: list[Subscription]
+    #: What each on-hold subscription owes.
     dues: list[Dues]
     cancelling: list[Subscription]
     latest_invoices: list[Invoice]
@@ -34,33 +25,21 @@ class AccountSummary:
 
 def account_summary(customer: Customer, *, invoices: int = 5) -> AccountSummary:
     """Return the overview of ``customer``'s account in a fixed number of queries."""
-    session = db_session()
+    session = portal.session
     subscriptions = list(
         session.scalars(
             select(Subscription)
-            .filter(Subscription.customer_id == customer.id, Subscription.status.in_(CURRENT))
+            .filter(
+                Subscription.customer_id == customer.id,
+                Subscription.status.in_(CURRENT_STATUSES),
+            )
             .order_by(Subscription.created_at, Subscription.id)
         )
     )
-    owed = {
-        subscription_id: (int(total), int(count))
-        for subscription_id, total, count in session.execute(
-            select(Invoice.subscription_id, func.sum(Invoice.total), func.count())
-            .where(
-                Invoice.customer_id == customer.id,
-                Invoice.status == "open",
-                Invoice.subscription_id.is_not(None),
-            )
-            .group_by(Invoice.subscription_id)
-        )
-    }
+    on_hold = [s for s in subscriptions if s.status == "on_hold"]
     return AccountSummary(
         subscriptions=subscriptions,
-        dues=[
-            Dues(subscription, *owed.get(subscription.id, (0, 0)))
-            for subscription in subscriptions
-            if subscription.status == "on_hold"
-        ],
+        dues=list(dues_of(on_hold).values()) if on_hold else [],
         cancelling=[s for s in subscriptions if s.cancel_at_period_end],
         latest_invoices=list(
             session.scalars(

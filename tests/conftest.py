@@ -20,6 +20,7 @@ import pytest
 import sqlalchemy as sa
 from flask import Flask
 from flask.testing import FlaskClient
+from itsdangerous import URLSafeTimedSerializer
 from sqlalchemy.orm import Session
 from werkzeug.test import TestResponse
 
@@ -194,6 +195,14 @@ def csrf_token(page: str) -> str:
     match = CSRF_INPUT.search(page)
     assert match, "no CSRF token on the page"
     return match.group(1)
+
+
+def single_use_id(token: str) -> str:
+    """Return the random single-use id a link's signed token carries (read, not verified)."""
+    payload = token.rsplit(".", 2)[0]
+    value = URLSafeTimedSerializer("any key").load_payload(payload.encode())
+    assert isinstance(value, str) and len(value) >= 43, value
+    return value
 
 
 def open_link(client: FlaskClient, url: str) -> TestResponse:

@@ -6,6 +6,7 @@ import logging
 import threading
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -15,10 +16,10 @@ from flask.testing import FlaskClient
 from sqlalchemy.orm import Session
 
 import flask_customer_portal as portal
-from flask_customer_portal import access
+from flask_customer_portal import access, links
 from flask_customer_portal import models as m
 
-from .conftest import EXTERNAL_URL, csrf_token, open_link
+from .conftest import EXTERNAL_URL, csrf_token, open_link, single_use_id
 
 LOGIN = "/portal/test/login/acme"
 
@@ -29,7 +30,7 @@ def path_of(link: portal.PortalLink) -> str:
 
 def test_tokens_are_long_random_and_distinct() -> None:
     """T1: 10,000 tokens, all different, each carrying 256 bits."""
-    tokens = {access.new_token() for _ in range(10_000)}
+    tokens = {links.new_token() for _ in range(10_000)}
     assert len(tokens) == 10_000
     assert all(len(token) >= 43 for token in tokens)
 
@@ -90,7 +91,7 @@ def test_links_expire_on_the_database_clock(
     ttl = timedelta(minutes=30) if purpose == "email_login" else timedelta(hours=24)
     start = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
     with time_machine.travel(start, tick=False):
-        link = access.new_link(customer, purpose)
+        link = links.new_link(customer, purpose)
         session.commit()
     with time_machine.travel(start + ttl - timedelta(seconds=1), tick=False):
         assert client.get(path_of(link)).status_code == 200
@@ -139,12 +140,14 @@ def test_tokens_are_stored_only_as_hashes_and_never_logged(
     open_link(client, link.url)
     session_token = client.get_cookie("session")
     assert session_token is not None
+    secret = single_use_id(token)
     for table in m.Base.metadata.sorted_tables:
         for row in session.execute(sa.select(table)).all():
             assert token not in repr(tuple(row)), table.name
-    assert token not in caplog.text
+            assert secret not in repr(tuple(row)), table.name
+    assert token not in caplog.text and secret not in caplog.text
     stored = session.scalars(sa.select(m.LoginLink.token_hash)).one()
-    assert stored == access.hash_token(token)
+    assert stored == links.hash_token(secret)
 
 
 @pytest.mark.postgresql_only
@@ -243,8 +246,9 @@ def test_a_recent_sign_in_is_told_apart(app: Flask, customer: m.Customer) -> Non
     """T12: sensitive actions can ask for a sign-in of the last 15 minutes."""
     start = datetime(2026, 11, 25, 8, 0, tzinfo=UTC)
     with time_machine.travel(start, tick=False):
-        token = access.start_session(customer)
-        portal_session = access.load_session(token)
+        opened = access.start_session(customer)
+        portal_session = access.load_session(opened.token)
+        assert portal_session is not None and portal_session.id == opened.session.id
         assert portal_session is not None and access.is_recent(portal_session)
     with time_machine.travel(start + timedelta(minutes=16), tick=False):
         assert not access.is_recent(portal_session)
@@ -309,19 +313,41 @@ def test_pages_send_security_headers_and_a_hardened_cookie(
     assert "HttpOnly" in cookie and "SameSite=Lax" in cookie
 
 
-def test_the_session_cookie_is_secure_outside_debug(tmp_path) -> None:
-    """C2: in production the cookie only travels over https."""
+def test_the_session_cookie_is_secure_outside_debug(tmp_path: Path, database_url: str) -> None:
+    """C2: in production the cookie only travels over https. The portal does not
+    overrule the host's setting: it refuses to start without it, naming it."""
     app = Flask("prod", instance_path=str(tmp_path))
     app.config.update(
         SECRET_KEY="s",
+        CUSTOMER_PORTAL_DATABASE_URI=database_url,
         CUSTOMER_PORTAL_EXTERNAL_URL="https://shop.example.com",
         CUSTOMER_PORTAL_RATELIMIT_STORAGE_URI="redis://127.0.0.1:6379",
         MAIL_DEFAULT_SENDER="billing@shop.example.com",
+        # No Redis here: this test counts nothing.
+        RATELIMIT_ENABLED=False,
     )
+    with pytest.raises(portal.ConfigurationError, match="SESSION_COOKIE_SECURE must be True"):
+        portal.CustomerPortal(app)
+    assert app.config["SESSION_COOKIE_SECURE"] is False, "the host's setting is left alone"
+    app.config["SESSION_COOKIE_SECURE"] = True
     portal.CustomerPortal(app)
-    assert app.config["SESSION_COOKIE_SECURE"] is True
     assert app.config["SESSION_COOKIE_SAMESITE"] == "Lax"
-    app.extensions["customer_portal"].engine.dispose()
+    try:
+        with app.app_context():
+            business = portal.create_business("Acme Cloud", public_id="acme")
+            customer = portal.upsert_customer(business, "ana@example.com", mode="live")
+            link = portal.create_portal_session(customer)
+        client = app.test_client()
+        path = link.url.removeprefix("https://shop.example.com")
+        page = client.get(path, base_url="https://shop.example.com")
+        opened = client.post(
+            path, data={"csrf_token": csrf_token(page.text)}, base_url="https://shop.example.com"
+        )
+        assert opened.status_code == 303
+        cookie = opened.headers["Set-Cookie"]
+        assert "Secure" in cookie and "HttpOnly" in cookie and "SameSite=Lax" in cookie
+    finally:
+        app.extensions["customer_portal"].engine.dispose()
 
 
 def test_too_many_login_requests_get_a_clear_page(

@@ -26,7 +26,7 @@ import flask_customer_portal as portal
 from flask_customer_portal import CustomerPortal
 from flask_customer_portal import models as m
 
-from .conftest import EXTERNAL_URL, csrf_token
+from .conftest import EXTERNAL_URL, csrf_token, single_use_id
 
 API = "/portal/api/v1"
 
@@ -376,7 +376,13 @@ def test_keys_and_link_tokens_are_stored_only_hashed(
     response = create_session(client, customer.public_id, test_key, json={"send_email": True})
     token = response.get_json()["link"].rsplit("/", 1)[1]
 
-    raw_values = (test_key, live_key, token, test_key.removeprefix("cp_test_"))
+    raw_values = (
+        test_key,
+        live_key,
+        token,
+        single_use_id(token),
+        test_key.removeprefix("cp_test_"),
+    )
     for table in m.Base.metadata.sorted_tables:
         for row in session.execute(sa.select(table)).all():
             for raw in raw_values:

@@ -14,7 +14,7 @@ from flask.testing import FlaskClient
 from sqlalchemy.orm import Session
 
 import flask_customer_portal as portal
-from flask_customer_portal import billing
+from flask_customer_portal import history
 from flask_customer_portal import models as m
 from flask_customer_portal.db import new_public_id
 
@@ -74,7 +74,7 @@ def walk(customer: m.Customer, *, status: str | None = None) -> list[list[str]]:
     """Follow the "Older" cursors from the first page; return each page's public ids."""
     pages, after = [], None
     while True:
-        page = billing.billing_history(customer, status=status, after=after, limit=25)
+        page = history.billing_history(customer, status=status, after=after, limit=25)
         pages.append([entry.public_id for entry in page.entries])
         if page.older is None:
             return pages
@@ -123,7 +123,7 @@ def test_keyset_pages_walk_every_row_exactly_once_both_ways(
     ids = [public_id for page in pages for public_id in page]
     assert [len(page) for page in pages] == [25, 25, 10]
     assert len(ids) == len(set(ids)) == 60
-    everything = billing.billing_history(signed_in, limit=100).entries
+    everything = history.billing_history(signed_in, limit=100).entries
     assert ids == [entry.public_id for entry in everything]
     keys = [(entry.at, entry.kind, entry.public_id) for entry in everything]
     assert keys == sorted(keys, reverse=True)

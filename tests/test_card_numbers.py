@@ -14,8 +14,8 @@ from flask.testing import FlaskClient
 from sqlalchemy.orm import Session
 
 import flask_customer_portal as portal
+from flask_customer_portal import cards
 from flask_customer_portal import models as m
-from flask_customer_portal import payments
 from flask_customer_portal.db import Base
 from flask_customer_portal.errors import ValidationError
 from flask_customer_portal.providers import SavedCard
@@ -85,9 +85,9 @@ def test_no_column_is_made_to_hold_a_card_number(app: Flask, customer: m.Custome
     for number in CARD_NUMBERS:
         card = SavedCard(token=number, brand="visa", last4="4242", exp_month=12, exp_year=2034)
         with pytest.raises(ValidationError, match="card number"):
-            payments.save_card(customer, card)
-    saved = payments.save_card(customer, SavedCard("card_tok_1", "visa", "4242", 12, 2034))
-    assert saved.provider_token == "card_tok_1" and payments.customer_cards(customer) == [saved]
+            cards.save_card(customer, card)
+    saved = cards.save_card(customer, SavedCard("card_tok_1", "visa", "4242", 12, 2034))
+    assert saved.provider_token == "card_tok_1" and cards.customer_cards(customer) == [saved]
 
 
 def test_the_database_refuses_more_than_four_digits_of_a_card(

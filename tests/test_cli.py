@@ -16,8 +16,8 @@ from flask.testing import FlaskClient
 from sqlalchemy.orm import Session
 
 import flask_customer_portal as portal
-from flask_customer_portal import mail
 from flask_customer_portal import models as m
+from flask_customer_portal import outbox
 
 from .conftest import EXTERNAL_URL, open_link
 
@@ -147,7 +147,7 @@ def test_invite_send_email_mails_a_link_of_its_own(
             "ana@example.com",
             "sent",
         )
-        (mailed,) = mail.local_messages()
+        (mailed,) = outbox.local_messages()
     token = re.search(r"/login/acme/(\S+)", result.output)
     assert token and token.group(1) not in json.dumps(message.params)
     assert "/portal/test/login/acme/" in mailed["text"] and token.group(1) not in mailed["text"]
@@ -217,7 +217,7 @@ def test_send_mail_sends_the_queued_mail_and_counts(
     assert result.exit_code == 0, result.output
     assert "Sent 1 message; 0 failed." in result.output
     with local.app_context():
-        messages: list[dict[str, Any]] = mail.local_messages()
+        messages: list[dict[str, Any]] = outbox.local_messages()
     assert [message["recipient"] for message in messages] == ["ana@example.com"]
     link = re.search(rf"{re.escape(EXTERNAL_URL)}/portal/test/login/acme/\S+", messages[0]["text"])
     assert link

@@ -94,6 +94,7 @@ def test_reading_an_unknown_setting_is_an_error(app: Flask) -> None:
 
 
 PRODUCTION = {
+    "SESSION_COOKIE_SECURE": True,
     "CUSTOMER_PORTAL_EXTERNAL_URL": "https://shop.example.com",
     "CUSTOMER_PORTAL_RATELIMIT_STORAGE_URI": "redis://127.0.0.1:6379",
     "MAIL_DEFAULT_SENDER": "billing@shop.example.com",

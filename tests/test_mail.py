@@ -23,13 +23,16 @@ from sqlalchemy import event
 from werkzeug.test import TestResponse
 
 import flask_customer_portal as portal
-from flask_customer_portal import mail
+from flask_customer_portal import emails
 from flask_customer_portal import models as m
-from flask_customer_portal.access import hash_token
-from flask_customer_portal.db import Base, db_session, unit_of_work
+from flask_customer_portal.db import Base
+from flask_customer_portal.links import hash_token
+from flask_customer_portal.outbox import local_messages
+from flask_customer_portal.proxies import session as db_session
+from flask_customer_portal.proxies import unit_of_work
 
 from . import smtp
-from .conftest import EXTERNAL_URL, csrf_token, open_link
+from .conftest import EXTERNAL_URL, csrf_token, open_link, single_use_id
 from .smtp import HOST, SilentServer, SMTPServer, link_in, text_part, wait_until
 
 smtp_server = smtp.smtp_server  # the fixture: a running aiosmtpd on 127.0.0.1
@@ -37,7 +40,8 @@ smtp_server = smtp.smtp_server  # the fixture: a running aiosmtpd on 127.0.0.1
 SENDER = "billing@acme.example.com"
 LOGIN_PAGE = "/portal/test/login/acme"
 SENT_PAGE = "If this email belongs to a customer of Acme Cloud, a link is on its way."
-LINK = re.compile(re.escape(f"{EXTERNAL_URL}{LOGIN_PAGE}/") + r"[A-Za-z0-9_-]{43}")
+#: A sign-in link: the login page, then a signed token (payload.timestamp.signature).
+LINK = re.compile(re.escape(f"{EXTERNAL_URL}{LOGIN_PAGE}/") + r"[\w-]+\.[\w-]+\.[\w-]+")
 
 
 # -- Fixtures and helpers ------------------------------------------------------------
@@ -94,7 +98,7 @@ def assert_signed_in(client: FlaskClient, response: TestResponse, name: str = "A
 def send_due(app: Flask) -> tuple[int, int]:
     """Send the due mail, as ``flask portal send-mail`` does: (sent, failed)."""
     with app.app_context():
-        return mail.send_due()
+        return emails.send_queued()
 
 
 def outbox(app: Flask) -> list[m.OutboxMessage]:
@@ -225,7 +229,7 @@ def test_the_local_backend_keeps_messages_and_sends_nothing(
 
     assert send_due(app) == (2, 0)
 
-    kept = mail.local_messages()
+    kept = local_messages()
     assert [(k["recipient"], k["subject"]) for k in kept] == [
         ("ana@example.com", "Your Acme Cloud account"),
         ("ana@example.com", "Your sign-in link for Acme Cloud"),
@@ -354,7 +358,7 @@ def test_mail_queued_in_a_rolled_back_transaction_is_never_sent(
     """M1: the message is queued in the transaction of its cause and goes with it."""
     with pytest.raises(RuntimeError), unit_of_work():
         customer.name = "Ana Changed"
-        mail.queue_mail(customer, "portal_link")
+        emails.queue_portal_link(customer, return_url=None)
         db_session().flush()
         assert len(outbox_in_transaction()) == 1
         raise RuntimeError("the change fails after the mail was queued")
@@ -493,6 +497,7 @@ def test_the_mailed_token_is_in_no_column_and_no_log(
     assert send_due(app) == (1, 0)
     (received,) = smtp_server.received
     token = link_in(received.message).rsplit("/", 1)[1]
+    secret = single_use_id(token)
 
     with app.app_context():
         session = db_session()
@@ -502,12 +507,12 @@ def test_the_mailed_token_is_in_no_column_and_no_log(
             for row in session.execute(sa.select(table))
             for value in row
         ]
-    assert hash_token(token) in values
-    assert not [value for value in values if token in value]
+    assert hash_token(secret) in values
+    assert not [value for value in values if token in value or secret in value]
     # aiosmtpd ("mail.log") stands for the outside world receiving the mail.
     logged = [r.getMessage() for r in caplog.records if not r.name.startswith("mail.log")]
-    assert any(hash_token(token) in message for message in logged), "the check proves nothing"
-    assert not [message for message in logged if token in message]
+    assert any(hash_token(secret) in message for message in logged), "the check proves nothing"
+    assert not [message for message in logged if token in message or secret in message]
 
 
 def test_known_unknown_and_other_business_emails_get_the_same_answer(

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from werkzeug.test import TestResponse
 
 import flask_customer_portal as portal
-from flask_customer_portal import mail
+from flask_customer_portal import emails
 from flask_customer_portal import models as m
 from flask_customer_portal.db import utcnow
 from flask_customer_portal.providers.test import TestProvider
@@ -212,7 +212,7 @@ def test_bruno_is_declined_then_pays_and_is_active_again(
     assert "Payment method: Visa ending in 4242" in listing.text
     assert "Needs your attention" not in client.get("/portal/").text
 
-    mail.send_due()
+    emails.send_queued()
     subjects = sorted(
         message["subject"]
         for message in portal.local_messages()

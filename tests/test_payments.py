@@ -21,7 +21,7 @@ from sqlalchemy import event
 from sqlalchemy.orm import Session
 
 import flask_customer_portal as portal
-from flask_customer_portal import mail, payments, signals
+from flask_customer_portal import cards, emails, payments, settlement, signals
 from flask_customer_portal import models as m
 from flask_customer_portal.db import Base
 from flask_customer_portal.providers import ProviderError, SavedCard, TestProvider
@@ -82,13 +82,13 @@ def received(app: Flask) -> Iterator[list[tuple[str, dict[str, Any]]]]:
 
 def add_card(customer: m.Customer, number: str) -> m.PaymentMethod:
     """Add a test card the way a customer does: the provider's page, then back to the portal."""
-    url = payments.begin_card_setup(customer, return_url=EXTERNAL_URL + "/back")
+    url = cards.begin_card_setup(customer, return_url=EXTERNAL_URL + "/back")
     assert url.startswith(EXTERNAL_URL + "/portal/test-provider/setup/")
     setup_id = url.rsplit("/", 1)[1]
     provider = provider_of(current_app._get_current_object())  # type: ignore[attr-defined]
     back = provider.save_card(setup_id, number=number, expiry="12/34", cvc="123")
     assert back == f"{EXTERNAL_URL}/back?setup_id={setup_id}"
-    return payments.finish_card_setup(customer, {"setup_id": setup_id})
+    return cards.finish_card_setup(customer, {"setup_id": setup_id})
 
 
 def put_on_hold(subscription: m.Subscription, renewals: int = 1) -> list[m.Invoice]:
@@ -99,7 +99,7 @@ def put_on_hold(subscription: m.Subscription, renewals: int = 1) -> list[m.Invoi
     ]
 
 
-def pay(subscription: m.Subscription, card: m.PaymentMethod, key: str) -> payments.PaymentOutcome:
+def pay(subscription: m.Subscription, card: m.PaymentMethod, key: str) -> settlement.PaymentOutcome:
     return payments.change_payment_method(
         subscription, card, idempotency_key=key, return_url=RETURN_URL
     )
@@ -189,7 +189,7 @@ def test_reactivation_charges_the_dues_once(
     }
     assert received[1][1]["payment_method"] == card.public_id
 
-    assert mail.send_due() == (2, 0)
+    assert emails.send_queued() == (2, 0)
     reactivated, succeeded = portal.local_messages()
     assert succeeded["subject"] == "Payment received: $58.00"
     assert "$58.00" in succeeded["text"] and invoice.number in succeeded["text"]
@@ -307,7 +307,7 @@ def test_requires_action_then_approved_on_the_challenge_page(
     assert answer.status_code == 303
     assert answer.location == f"{EXTERNAL_URL}/portal/payments/{outcome.payment.public_id}/return"
 
-    settled = payments.settle_payment(outcome.payment)
+    settled = settlement.settle_payment(outcome.payment)
 
     assert settled.status == "succeeded" and provider.charge_count == 1
     seen = state(session, subscription)
@@ -328,7 +328,7 @@ def test_requires_action_then_failed(
     assert outcome.payment is not None and outcome.action_url is not None
     provider.answer_challenge(outcome.action_url.rsplit("/", 1)[1], approve=False)
 
-    settled = payments.settle_pending(customer)
+    settled = settlement.settle_pending(customer)
 
     assert [(o.status, o.failure_reason) for o in settled] == [
         ("failed", "The bank declined the authentication.")
@@ -406,11 +406,11 @@ def test_unknown_outcome_is_settled_with_the_same_key(
     assert "settled later" in caplog.text
 
     if settle == "reconcile":
-        assert payments.reconcile() == 0  # too recent: its request may still be running
+        assert settlement.reconcile() == 0  # too recent: its request may still be running
         with time_machine.travel(datetime.now(UTC) + timedelta(minutes=2)):
-            assert payments.reconcile() == 1
+            assert settlement.reconcile() == 1
     elif settle == "next_visit":
-        assert [o.status for o in payments.settle_pending(customer)] == ["succeeded"]
+        assert [o.status for o in settlement.settle_pending(customer)] == ["succeeded"]
     else:
         # A reload posts the same key; a second tab a new one: both learn the outcome.
         assert pay(subscription, card, "key-1" if settle == "reload" else "key-2").status == (
@@ -428,7 +428,7 @@ def test_unknown_outcome_is_settled_with_the_same_key(
         "payment_method_updated",
         "subscription_reactivated",
     ]
-    assert payments.reconcile(older_than=timedelta(0)) == 0
+    assert settlement.reconcile(older_than=timedelta(0)) == 0
 
 
 class UnreachableProvider(TestProvider):
@@ -458,9 +458,9 @@ def test_an_attempt_the_provider_never_saw_fails_after_the_grace_period(
         card = add_card(customer, SUCCEEDS)
 
         assert pay(subscription, card, "key-1").status == "pending"
-        assert payments.reconcile(older_than=timedelta(0)) == 0
-        with time_machine.travel(datetime.now(UTC) + payments.NOT_CHARGED_AFTER):
-            assert payments.reconcile() == 1
+        assert settlement.reconcile(older_than=timedelta(0)) == 0
+        with time_machine.travel(datetime.now(UTC) + settlement.NOT_CHARGED_AFTER):
+            assert settlement.reconcile() == 1
 
         session = app.extensions["customer_portal"].session
         seen = state(session, subscription)
@@ -519,7 +519,7 @@ def test_a_fault_while_recording_success_leaves_nothing_half_done(
     assert seen["invoices"] == before["invoices"] + [(outcome.invoice.number, "draft", 2900)]
     assert seen["outbox"] == [] and received == []
 
-    assert [o.status for o in payments.settle_pending(customer)] == ["succeeded"]
+    assert [o.status for o in settlement.settle_pending(customer)] == ["succeeded"]
 
     assert provider.charge_count == 1
     seen = state(session, subscription)
@@ -621,7 +621,7 @@ def test_save_card_refuses_a_card_number_as_token(
 ) -> None:
     """P1: only a provider token is stored, never something that looks like a card number."""
     with pytest.raises(portal.ValidationError) as error:
-        payments.save_card(customer, SavedCard(token, "visa", "4242", 12, 2034))
+        cards.save_card(customer, SavedCard(token, "visa", "4242", 12, 2034))
 
     assert error.value.field == "token"
     assert session.scalars(sa.select(m.PaymentMethod)).all() == []
@@ -630,16 +630,16 @@ def test_save_card_refuses_a_card_number_as_token(
 def test_save_card_keeps_one_row_per_token_and_a_default(customer: m.Customer) -> None:
     """Saving a card twice gives the same row; the first card is the default."""
     card = SavedCard("card_abc", "visa", "4242", 12, 2034)
-    first = payments.save_card(customer, card)
-    again = payments.save_card(customer, card)
-    second = payments.save_card(customer, SavedCard("card_def", "visa", "0002", 1, 2030))
+    first = cards.save_card(customer, card)
+    again = cards.save_card(customer, card)
+    second = cards.save_card(customer, SavedCard("card_def", "visa", "0002", 1, 2030))
 
     assert first.id == again.id and first.is_default and not second.is_default
-    assert [c.public_id for c in payments.customer_cards(customer)] == [
+    assert [c.public_id for c in cards.customer_cards(customer)] == [
         first.public_id,
         second.public_id,
     ]
-    assert payments.get_card(customer, second.public_id) == second
+    assert cards.get_card(customer, second.public_id) == second
 
 
 @pytest.mark.parametrize(
@@ -653,7 +653,7 @@ def test_save_card_keeps_one_row_per_token_and_a_default(customer: m.Customer) -
 )
 def test_save_card_validates(customer: m.Customer, card: SavedCard) -> None:
     with pytest.raises(portal.ValidationError):
-        payments.save_card(customer, card)
+        cards.save_card(customer, card)
 
 
 def test_finish_card_setup_takes_only_the_customers_own_setup(
@@ -661,17 +661,17 @@ def test_finish_card_setup_takes_only_the_customers_own_setup(
 ) -> None:
     """Z1: a setup id of another customer, or an unfinished one, saves nothing."""
     other = portal.upsert_customer(business, "carla@example.com")
-    url = payments.begin_card_setup(other, return_url=EXTERNAL_URL + "/back")
+    url = cards.begin_card_setup(other, return_url=EXTERNAL_URL + "/back")
     setup_id = url.rsplit("/", 1)[1]
 
     with pytest.raises(portal.ValidationError):
-        payments.finish_card_setup(other, {"setup_id": setup_id})  # not finished yet
+        cards.finish_card_setup(other, {"setup_id": setup_id})  # not finished yet
     provider.save_card(setup_id, number=SUCCEEDS, expiry="12/34", cvc="123")
     with pytest.raises(portal.ValidationError):
-        payments.finish_card_setup(customer, {"setup_id": setup_id})
+        cards.finish_card_setup(customer, {"setup_id": setup_id})
 
-    assert payments.customer_cards(customer) == []
-    assert payments.finish_card_setup(other, {"setup_id": setup_id}).last4 == "4242"
+    assert cards.customer_cards(customer) == []
+    assert cards.finish_card_setup(other, {"setup_id": setup_id}).last4 == "4242"
 
 
 def test_no_column_or_log_line_holds_a_card_number(
@@ -739,7 +739,7 @@ def test_a_challenge_approved_after_cancelling_never_reactivates(
     portal.cancel_subscription(subscription, at_period_end=False)
     provider.answer_challenge(outcome.action_url.rsplit("/", 1)[1], approve=True)
 
-    settled = payments.settle_payment(outcome.payment)
+    settled = settlement.settle_payment(outcome.payment)
 
     assert settled.status == "succeeded" and provider.charge_count == 1
     seen = state(session, subscription)

@@ -29,7 +29,8 @@ from sqlalchemy.orm import Session
 
 import flask_customer_portal as portal
 from flask_customer_portal import models as m
-from flask_customer_portal import payments
+from flask_customer_portal import payments, settlement
+from flask_customer_portal.models import IN_FLIGHT
 from flask_customer_portal.providers import TestProvider
 
 from .test_payments import AUTHENTICATE, DECLINED, RETURN_URL, SUCCEEDS, add_card, provider_of
@@ -157,7 +158,7 @@ class PaymentsMachine(RuleBasedStateMachine):
 
     @rule()
     def reconcile(self) -> None:
-        payments.reconcile(older_than=timedelta(0))
+        settlement.reconcile(older_than=timedelta(0))
 
     # -- Invariants -----------------------------------------------------------------------
 
@@ -200,12 +201,12 @@ class PaymentsMachine(RuleBasedStateMachine):
 
     @invariant()
     def one_payment_in_flight(self) -> None:
-        in_flight = [p for p in self._attempts() if p.status in payments.IN_FLIGHT]
+        in_flight = [p for p in self._attempts() if p.status in IN_FLIGHT]
         assert len(in_flight) <= 1
 
     def teardown(self) -> None:
         # Once the reconciler has run, nothing charged is left unrecorded.
-        payments.reconcile(older_than=timedelta(0))
+        settlement.reconcile(older_than=timedelta(0))
         attempts = {p.idempotency_key: p for p in self._attempts()}
         for key, charge in self._charges().items():
             if charge.status == "succeeded":
@@ -234,7 +235,7 @@ class PaymentsMachine(RuleBasedStateMachine):
         )
 
     def _in_flight(self) -> m.Payment | None:
-        return next((p for p in self._attempts() if p.status in payments.IN_FLIGHT), None)
+        return next((p for p in self._attempts() if p.status in IN_FLIGHT), None)
 
     def _awaiting_challenge(self) -> m.Payment | None:
         payment = self._in_flight()
@@ -256,4 +257,4 @@ class PaymentsMachine(RuleBasedStateMachine):
         charge = self.provider.get_challenge(charge_id)
         assert charge is not None and charge.status in ("succeeded", "failed")
         if comes_back:
-            assert payments.settle_payment(payment).status == charge.status
+            assert settlement.settle_payment(payment).status == charge.status

@@ -16,14 +16,14 @@ from sqlalchemy.orm import Session
 from werkzeug.test import TestResponse
 
 import flask_customer_portal as portal
-from flask_customer_portal import mail, signals
+from flask_customer_portal import emails, outbox, signals
 from flask_customer_portal import models as m
 
 from .conftest import EXTERNAL_URL, csrf_token, open_link
 
 PROFILE = "/portal/profile"
 NEW = "ana.new@example.com"
-CONFIRM_LINK = re.compile(re.escape(EXTERNAL_URL) + r"(/portal/test/profile/email/acme/[\w-]+)")
+CONFIRM_LINK = re.compile(re.escape(EXTERNAL_URL) + r"(/portal/test/profile/email/acme/[\w.-]+)")
 
 
 @pytest.fixture
@@ -52,8 +52,8 @@ def form_token(browser: FlaskClient) -> str:
 
 def sent_mail() -> dict[str, dict[str, Any]]:
     """Send the outbox; return the messages the local back-end kept, by recipient."""
-    mail.send_due()
-    return {message["recipient"]: message for message in mail.local_messages()}
+    emails.send_queued()
+    return {message["recipient"]: message for message in outbox.local_messages()}
 
 
 def confirm_path(message: dict[str, Any]) -> str:

@@ -14,7 +14,7 @@ from flask.testing import FlaskClient
 from sqlalchemy.orm import Session
 
 import flask_customer_portal as portal
-from flask_customer_portal import mail, signals
+from flask_customer_portal import emails, signals
 from flask_customer_portal import models as m
 from flask_customer_portal.subscriptions import end_due_cancellations
 
@@ -80,7 +80,7 @@ def outbox(session: Session) -> list[str]:
 
 def sent_text() -> str:
     """Send what is queued; return the newest message's text."""
-    mail.send_due()
+    emails.send_queued()
     return str(portal.local_messages()[0]["text"])
 
 

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from werkzeug.test import TestResponse
 
 from flask_customer_portal.db import Base
+from flask_customer_portal.errors import ConfigurationError
 from flask_customer_portal.models import Customer
 from flask_customer_portal.providers import (
     ChargeResult,
@@ -23,6 +24,7 @@ from flask_customer_portal.providers import (
     SavedCard,
     TestProvider,
 )
+from flask_customer_portal.proxies import provider_for
 
 from .conftest import EXTERNAL_URL, csrf_token
 
@@ -88,11 +90,11 @@ def charge(
 
 def test_default_provider_of_test_mode(app: Flask) -> None:
     """Each app gets its own TestProvider in test mode; live mode gets the merchant's provider."""
-    state = app.extensions["customer_portal"]
     provider = provider_of(app)
     assert isinstance(provider, PaymentProvider)
-    assert state.provider_for("test") is provider
-    assert state.provider_for("live") is None
+    assert provider_for("test") is provider
+    with pytest.raises(ConfigurationError, match="no payment provider for live mode"):
+        provider_for("live")
 
 
 def test_a_given_test_provider_is_used(
@@ -102,9 +104,9 @@ def test_a_given_test_provider_is_used(
     given = TestProvider(fail_after_charge="timeout")
     live = TestProvider()
     app = app_factory(database_url, portal_options={"test_provider": given, "provider": live})
-    state = app.extensions["customer_portal"]
-    assert state.provider_for("test") is given
-    assert state.provider_for("live") is live
+    with app.app_context():
+        assert provider_for("test") is given
+        assert provider_for("live") is live
 
 
 def test_card_page_is_a_marked_test_page(app: Flask, client: FlaskClient) -> None:

@@ -25,7 +25,7 @@ from pypdf import PdfReader
 from sqlalchemy.orm import Session
 
 import flask_customer_portal as portal
-from flask_customer_portal import CustomerPortal, mail
+from flask_customer_portal import CustomerPortal, emails
 from flask_customer_portal import models as m
 
 from .conftest import EXTERNAL_URL, IsolatedClient, csrf_token, open_link
@@ -233,7 +233,7 @@ def test_mail_to_a_portuguese_customer_is_in_portuguese(
             LOGIN, data={"csrf_token": token, "email": email}, headers={"Accept-Language": "es"}
         )
         assert "Revisa tu correo" in sent.text
-    assert mail.send_due() == (2, 0)
+    assert emails.send_queued() == (2, 0)
     bob, ana = portal.local_messages()
     assert ana["recipient"] == "ana@example.com"
     assert ana["subject"] == "Seu link de acesso para Acme Cloud"
@@ -254,7 +254,7 @@ def test_a_cancellation_mail_in_spanish_names_the_period_and_money_in_spanish(
     )
     portal.cancel_subscription(subscription, at_period_end=True)
     portal.undo_cancellation(subscription)
-    assert mail.send_due() == (2, 0)
+    assert emails.send_queued() == (2, 0)
     undone, cancelled = portal.local_messages()
     assert cancelled["subject"].startswith("Tu suscripción Acme Cloud Pro termina el ")
     assert shown(undone["text"]).startswith("Hola, Eva:")

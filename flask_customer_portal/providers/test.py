@@ -1,7 +1,8 @@
 """The test provider: the embedded default in test mode, with pages of its own.
 
-It keeps everything in memory, per app, behind a lock. Its card page (served by
-:mod:`.pages` at ``<URL_PREFIX>/test-provider/setup/<setup_id>``, form fields
+It keeps everything in memory, per app, behind a lock. Its card page (a view of
+the portal's, :mod:`flask_customer_portal.views.test_provider`, at
+``<URL_PREFIX>/test-provider/setup/<setup_id>``, form fields
 ``number``, ``expiry`` as ``MM/YY``, ``cvc`` and ``csrf_token``) takes the test
 cards below, any future expiry and any CVC, then redirects (303) to the
 ``return_url`` with ``?setup_id=<id>`` appended. A charge needing
@@ -37,10 +38,8 @@ from datetime import date
 from typing import Literal
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from flask import current_app
-
-from ..errors import ConfigurationError
 from ..i18n import N_
+from ..urls import external_url
 from .base import ChargeResult, ProviderError, SavedCard
 
 Outcome = Literal["succeed", "declined", "insufficient_funds", "expired", "authenticate"]
@@ -62,6 +61,9 @@ FAILURE_REASONS: dict[Outcome, str] = {
     "expired": N_("Your card has expired."),
 }
 AUTHENTICATION_FAILED = N_("The bank declined the authentication.")
+
+#: The blueprint of the provider's card and challenge pages.
+_PAGES = "customer_portal_test_provider"
 
 
 class CardError(ValueError):
@@ -134,7 +136,7 @@ class TestProvider:
         setup = CardSetup("seti_" + secrets.token_urlsafe(16), customer_ref, email, return_url)
         with self._lock:
             self._setups[setup.setup_id] = setup
-        return _external_url(f"/test-provider/setup/{setup.setup_id}")
+        return external_url(_PAGES + ".setup", setup_id=setup.setup_id)
 
     def get_setup(self, setup_id: str) -> CardSetup | None:
         """Return the card page ``setup_id`` (for the pages), or ``None``."""
@@ -277,7 +279,7 @@ class TestProvider:
     def _result(self, charge: TestCharge) -> ChargeResult:
         action_url = None
         if charge.status == "requires_action":
-            action_url = _external_url(f"/test-provider/challenge/{charge.charge_id}")
+            action_url = external_url(_PAGES + ".challenge", charge_id=charge.charge_id)
         return ChargeResult(charge.status, charge.charge_id, charge.failure_reason, action_url)
 
 
@@ -303,14 +305,6 @@ def _parse_expiry(expiry: str, today: date | None = None) -> tuple[int, int]:
     if (year, month) < (today.year, today.month):
         raise CardError("expiry", N_("This card has expired: use a future expiry date."))
     return month, year
-
-
-def _external_url(path: str) -> str:
-    base = current_app.config.get("CUSTOMER_PORTAL_EXTERNAL_URL")
-    if base is None:
-        raise ConfigurationError("set CUSTOMER_PORTAL_EXTERNAL_URL to build links")
-    prefix: str = current_app.config.get("CUSTOMER_PORTAL_URL_PREFIX", "/portal")
-    return f"{base}{prefix}{path}"
 
 
 def _with_query(url: str, **params: str) -> str:

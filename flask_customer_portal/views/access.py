@@ -1,4 +1,4 @@
-"""Getting in: the static login page, opening a link, signing out, the host bridge."""
+"""Pages: the static login page, opening a link, signing out, the host login bridge."""
 
 from __future__ import annotations
 
@@ -16,15 +16,16 @@ from flask import (
 )
 from flask_limiter import Limiter
 
-from .. import access
+from .. import access, links
 from ..businesses import get_business
 from ..config import config_value
-from ..db import db_session
 from ..errors import ValidationError
 from ..i18n import gettext
 from ..models import Business
+from ..proxies import portal
 from ..validation import email as valid_email
-from . import SESSION_HOME, SESSION_TOKEN, current_portal_session, login_url, sign_in
+from .auth import SESSION_HOME, SESSION_TOKEN, current_portal_session, login_url, sign_in
+from .guard import or_404
 
 #: Link pages must not leak their URL (it holds the token) nor be cached (T7).
 LINK_HEADERS = {"Referrer-Policy": "no-referrer", "Cache-Control": "no-store"}
@@ -59,11 +60,9 @@ def register(blueprint: Blueprint, limiter: Limiter, *, bridge: bool) -> None:
         blueprint.add_url_rule("/from-host", "from_host", from_host, methods=["GET", "POST"])
 
 
-def _business(business_id: str) -> Business:
-    business = get_business(business_id)
-    if business is None:
-        abort(404)
-    return business
+def business_page(business_id: str) -> Business:
+    """Return the business a page's URL names, or answer 404."""
+    return or_404(get_business(business_id))
 
 
 def _email_key() -> str:
@@ -76,7 +75,7 @@ def _email_key() -> str:
 
 def request_link(business_id: str, mode: str) -> Any:
     """The static link: type your email, get a sign-in link (T8: one answer for all)."""
-    business = _business(business_id)
+    business = business_page(business_id)
     context = {"business": business, "mode": mode, "expired": "expired" in request.args}
     if request.method == "GET":
         return render_template("customer_portal/login.html", **context)
@@ -86,22 +85,22 @@ def request_link(business_id: str, mode: str) -> Any:
         error = gettext("Enter the email address you used when you bought.")
         return render_template("customer_portal/login.html", error=error, **context), 400
     access.request_login_link(business, mode, address)
-    db_session().commit()
+    portal.session.commit()
     return render_template("customer_portal/login_sent.html", **context)
 
 
 def open_link(business_id: str, token: str, mode: str) -> Any:
     """A sign-in link: GET shows "Continue" (T6); only the POST uses the link (T3)."""
-    business = _business(business_id)
+    business = business_page(business_id)
     context = {"business": business, "mode": mode}
     if request.method == "POST":
         opened = access.redeem_link(business, mode, token)
         if opened is not None:
-            sign_in(*opened)
+            sign_in(opened)
             response = redirect(url_for("customer_portal.overview"), 303)
             response.headers.update(LINK_HEADERS)
             return response
-    elif access.link_is_valid(business, mode, token):
+    elif links.link_is_valid(business, mode, token):
         return render_template("customer_portal/continue.html", **context), 200, LINK_HEADERS
     page = render_template("customer_portal/link_invalid.html", **context)
     return page, 410, LINK_HEADERS
@@ -126,17 +125,15 @@ def from_host() -> Any:
 
     if not current_user.is_authenticated:
         return current_app.login_manager.unauthorized()  # type: ignore[attr-defined]
-    customer = current_app.extensions["customer_portal"].host_customer(current_user)
+    assert portal.host_customer is not None
+    customer = portal.host_customer(current_user)
     if customer is None:
         abort(404)
     if request.method == "GET":
         return render_template(
             "customer_portal/continue.html", business=customer.business, mode=customer.mode
         )
-    token = access.start_session(customer)
-    portal_session = access.load_session(token)
-    assert portal_session is not None
     # The host's own login lives in the same cookie: keep it (the portal
     # session token itself is new, so nothing can be fixed in advance).
-    sign_in(token, portal_session, clear=False)
+    sign_in(access.start_session(customer), clear=False)
     return redirect(url_for("customer_portal.overview"), 303)

@@ -5,13 +5,16 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-from flask import Blueprint, Response, abort, current_app, render_template, request
+from flask import Blueprint, Response, abort, render_template, request
 
-from .. import billing, i18n, invoices, signals
+from .. import i18n, invoices, signals
 from ..errors import ValidationError
-from ..i18n import gettext
+from ..history import HISTORY_FILTERS, billing_history, customer_invoice, invoice_payments
 from ..models import Invoice
-from . import customer_required, signed_in_customer
+from ..proxies import portal
+from .auth import customer_required, signed_in_customer
+from .guard import or_404
+from .messages import error_message
 
 
 def register(blueprint: Blueprint) -> None:
@@ -29,26 +32,16 @@ def history() -> Any:
     """Every invoice, payment, failed attempt and refund, newest first, a page at a time."""
     status = request.args.get("status") or None
     try:
-        page = billing.billing_history(
+        page = billing_history(
             signed_in_customer(),
             status=status,
             after=request.args.get("after"),
             before=request.args.get("before"),
         )
     except ValidationError as error:
-        if error.field == "status":
-            abort(
-                400,
-                description=gettext(
-                    "There is no such status to filter by. Choose one from the list."
-                ),
-            )
-        abort(
-            400,
-            description=gettext("That page of your billing history does not exist. Start again."),
-        )
+        abort(400, description=error_message(error))
     return render_template(
-        "customer_portal/billing.html", page=page, status=status, filters=billing.HISTORY_FILTERS
+        "customer_portal/billing.html", page=page, status=status, filters=HISTORY_FILTERS
     )
 
 
@@ -56,17 +49,14 @@ def invoice_page(invoice_id: str) -> Any:
     """One invoice: its lines, totals, the parties' details and the payments made on it."""
     invoice = _invoice(invoice_id)
     return render_template(
-        "customer_portal/invoice.html",
-        invoice=invoice,
-        payments=billing.invoice_payments(invoice),
+        "customer_portal/invoice.html", invoice=invoice, payments=invoice_payments(invoice)
     )
 
 
 def invoice_pdf(invoice_id: str) -> Response:
     """Send the invoice's document, cacheable by ETag; a download sends ``invoice_downloaded``."""
-    customer = signed_in_customer()
     invoice = _invoice(invoice_id)
-    renderer: invoices.InvoiceRenderer = current_app.extensions["customer_portal"].invoice_renderer
+    renderer = portal.invoice_renderer
     document = renderer.render(invoice, locale=i18n.current_locale())
     response = Response(document, mimetype=renderer.media_type)
     response.headers["Content-Disposition"] = f'attachment; filename="{invoices.filename(invoice)}"'
@@ -75,16 +65,9 @@ def invoice_pdf(invoice_id: str) -> Response:
     response.set_etag(hashlib.sha256(document).hexdigest())
     response.make_conditional(request)
     if response.status_code == 200 and request.method == "GET":
-        signals.invoice_downloaded.send(
-            current_app._get_current_object(),  # type: ignore[attr-defined]
-            customer=customer,
-            invoice=invoice,
-        )
+        signals.send(signals.invoice_downloaded, customer=invoice.customer, invoice=invoice)
     return response
 
 
 def _invoice(public_id: str) -> Invoice:
-    invoice = billing.customer_invoice(signed_in_customer(), public_id)
-    if invoice is None:
-        abort(404)
-    return invoice
+    return or_404(customer_invoice(signed_in_customer(), public_id))

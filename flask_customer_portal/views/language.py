@@ -10,7 +10,7 @@ from .. import i18n
 from ..businesses import get_business
 from ..config import config_value
 from ..customers import upsert_customer
-from . import SESSION_TOKEN, current_portal_session
+from .auth import SESSION_TOKEN, current_portal_session
 
 #: Where a visitor who is not signed in keeps the language they chose.
 SESSION_LOCALE = "_customer_portal_locale"

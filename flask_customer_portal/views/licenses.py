@@ -7,7 +7,7 @@ from typing import Any
 from flask import Blueprint, render_template
 
 from ..licenses import customer_license_keys
-from . import customer_required, signed_in_customer
+from .auth import customer_required, signed_in_customer
 
 
 def register(blueprint: Blueprint) -> None:

@@ -7,7 +7,7 @@ from typing import Any
 from flask import Blueprint, render_template
 
 from ..summary import account_summary
-from . import customer_required, signed_in_customer
+from .auth import customer_required, signed_in_customer
 
 
 def register(blueprint: Blueprint) -> None:

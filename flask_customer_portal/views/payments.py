@@ -14,25 +14,24 @@ import re
 import secrets
 from typing import Any
 
-from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask import Blueprint, flash, redirect, render_template, request, url_for
 
-from .. import access, payments
-from ..billing import outstanding_dues
-from ..config import config_value
-from ..db import db_session
-from ..errors import ConfigurationError, InvalidTransition, ValidationError
+from .. import cards
+from ..billing import get_payment, outstanding_dues
+from ..errors import InvalidTransition, ValidationError
 from ..i18n import N_, gettext, translated
-from ..models import Customer, Payment, PaymentMethod, Subscription
+from ..models import CURRENT_STATUSES, IN_FLIGHT, Payment, PaymentMethod, Subscription
+from ..payments import PAYMENT_ID, change_payment_method
 from ..providers import ProviderError
-from ..subscriptions import get_subscription, subscription_name
-from . import current_portal_session, customer_required, login_url, signed_in_customer
-from .subscriptions import FLASH
+from ..settlement import PaymentOutcome, settle_payment, settle_pending
+from ..urls import external_url
+from .auth import customer_required, login_url, signed_in_customer, signed_in_recently
+from .guard import FLASH, or_404
+from .messages import error_message
+from .subscriptions import customer_subscription
 
 #: What an idempotency key from the form looks like (``secrets.token_urlsafe``).
 _KEY = re.compile(r"[A-Za-z0-9_-]{16,100}")
-
-#: The statuses whose payment method can be changed; the others have ended.
-_CHANGEABLE = ("active", "on_hold", "pending")
 
 _CHANGED = N_(
     "This subscription changed in the meantime; nothing was charged. Here is how it is now."
@@ -59,23 +58,21 @@ def register(blueprint: Blueprint) -> None:
 def payment_method(subscription_id: str) -> Any:
     """GET: the current method, the saved cards, what confirming costs. POST: confirm."""
     customer = signed_in_customer()
-    subscription = _load(customer, subscription_id)
+    subscription = customer_subscription(customer, subscription_id)
     if request.method == "GET":
         # The customer's visit settles what a crash or a time-out left unknown (P4).
-        unsettled = payments.settle_pending(customer)
         in_flight = next(
             (
                 outcome.payment
-                for outcome in unsettled
-                if outcome.subscription.id == subscription.id
-                and outcome.status in payments.IN_FLIGHT
+                for outcome in settle_pending(customer)
+                if outcome.subscription.id == subscription.id and outcome.status in IN_FLIGHT
             ),
             None,
         )
         return _edit_page(subscription, selected=request.args.get("card"), in_flight=in_flight)
-    if not _recent():
+    if not signed_in_recently():
         return _edit_page(subscription, status=403)
-    method = payments.get_card(customer, request.form.get("payment_method", ""))
+    method = cards.get_card(customer, request.form.get("payment_method", ""))
     if method is None:
         return _edit_page(
             subscription, error=gettext("Choose a card, or add a new one."), status=400
@@ -85,16 +82,16 @@ def payment_method(subscription_id: str) -> Any:
         error = gettext(_STALE)
         return _edit_page(subscription, error=error, selected=method.public_id, status=400)
     try:
-        outcome = payments.change_payment_method(
+        outcome = change_payment_method(
             subscription,
             method,
             # Scoped to the subscription, so keys of different accounts never meet.
             idempotency_key=f"{subscription.public_id}-{key}",
-            return_url=_absolute("customer_portal.payment_return", payment_id=payments.PAYMENT_ID),
+            return_url=external_url("customer_portal.payment_return", payment_id=PAYMENT_ID),
         )
-    except ValidationError as error:
-        error_text = translated(error.message)
-        return _edit_page(subscription, error=error_text, selected=method.public_id, status=400)
+    except ValidationError as refused:
+        error = error_message(refused)
+        return _edit_page(subscription, error=error, selected=method.public_id, status=400)
     except InvalidTransition:
         return _edit_page(subscription, error=gettext(_CHANGED), status=409)
     return _after(outcome, method)
@@ -103,14 +100,14 @@ def payment_method(subscription_id: str) -> Any:
 def add_card(subscription_id: str) -> Any:
     """Send the customer to the provider's card page; it sends them back to :func:`card_added`."""
     customer = signed_in_customer()
-    subscription = _load(customer, subscription_id)
-    if not _recent():
+    subscription = customer_subscription(customer, subscription_id)
+    if not signed_in_recently():
         return _edit_page(subscription, status=403)
-    if subscription.status not in _CHANGEABLE:
+    if subscription.status not in CURRENT_STATUSES:
         return _edit_page(subscription, status=409)  # the page says it has ended
-    return_url = _absolute("customer_portal.card_added", subscription_id=subscription.public_id)
+    return_url = external_url("customer_portal.card_added", subscription_id=subscription.public_id)
     try:
-        card_page = payments.begin_card_setup(customer, return_url=return_url)
+        card_page = cards.begin_card_setup(customer, return_url=return_url)
     except ProviderError:
         error = gettext(
             "Our payment provider could not be reached. Nothing was changed; try again soon."
@@ -122,9 +119,9 @@ def add_card(subscription_id: str) -> Any:
 def card_added(subscription_id: str) -> Any:
     """Back from the provider's card page: keep the card, and preselect it on the edit page."""
     customer = signed_in_customer()
-    subscription = _load(customer, subscription_id)
+    subscription = customer_subscription(customer, subscription_id)
     try:
-        method = payments.finish_card_setup(customer, request.args)
+        method = cards.finish_card_setup(customer, request.args)
     except ValidationError:
         error = gettext("The card was not added. Try adding it again, or choose a saved card.")
         return _edit_page(subscription, error=error, status=400)
@@ -145,42 +142,36 @@ def card_added(subscription_id: str) -> Any:
 def payment_page(payment_id: str) -> Any:
     """The outcome of a payment: paid, failed with the reason, waiting for the bank."""
     customer = signed_in_customer()
-    payment = _load_payment(customer, payment_id)
-    session = db_session()
-    subscription = (
-        session.get(Subscription, payment.subscription_id) if payment.subscription_id else None
-    )
-    method = (
-        session.get(PaymentMethod, payment.payment_method_id) if payment.payment_method_id else None
-    )
+    payment = or_404(get_payment(customer, payment_id))
+    subscription = payment.subscription
     return render_template(
         "customer_portal/payment_result.html",
         customer=customer,
         payment=payment,
         subscription=subscription,
-        name=subscription_name(subscription) if subscription else None,
-        method=method,
+        name=subscription.name if subscription else None,
+        method=payment.payment_method,
         invoice=payment.invoice,
     )
 
 
 def payment_return(payment_id: str) -> Any:
     """Where the provider sends the customer back: learn the final outcome, then show it."""
-    customer = signed_in_customer()
-    payment = _load_payment(customer, payment_id)
+    payment = or_404(get_payment(signed_in_customer(), payment_id))
     # Only the portal's own attempts are settled; a payment the merchant recorded is as it is.
-    if payment.status in payments.IN_FLIGHT and payment.subscription_id is not None:
-        payments.settle_payment(payment)
+    if payment.status in IN_FLIGHT and payment.subscription_id is not None:
+        settle_payment(payment)
     return redirect(url_for("customer_portal.payment", payment_id=payment.public_id), 303)
 
 
-def _after(outcome: payments.PaymentOutcome, method: PaymentMethod) -> Any:
+def _after(outcome: PaymentOutcome, method: PaymentMethod) -> Any:
     subscription = outcome.subscription
     if outcome.status == "updated":
-        name = subscription_name(subscription)
         flash(
             gettext(
-                "%(name)s will now be charged to %(card)s.", name=name, card=_card_words(method)
+                "%(name)s will now be charged to %(card)s.",
+                name=subscription.name,
+                card=_card_words(method),
             ),
             FLASH,
         )
@@ -208,60 +199,32 @@ def _edit_page(
     status: int = 200,
 ) -> Any:
     customer = subscription.customer
-    cards = payments.customer_cards(customer)
+    saved = cards.customer_cards(customer)
     current = subscription.payment_method
-    known = {card.public_id for card in cards}
-    if selected not in known:
-        default = next((card for card in cards if card.is_default), None)
-        chosen = current or default or (cards[0] if cards else None)
+    if selected not in {card.public_id for card in saved}:
+        default = next((card for card in saved if card.is_default), None)
+        chosen = current or default or (saved[0] if saved else None)
         selected = chosen.public_id if chosen else None
     dues, invoices = outstanding_dues(subscription) if subscription.status == "on_hold" else (0, [])
     page = render_template(
         "customer_portal/payment_method.html",
         customer=customer,
         subscription=subscription,
-        name=subscription_name(subscription),
-        changeable=subscription.status in _CHANGEABLE,
-        cards=cards,
+        name=subscription.name,
+        changeable=subscription.status in CURRENT_STATUSES,
+        cards=saved,
         current=current,
         selected=selected,
         dues=dues,
         open_invoices=len(invoices),
         in_flight=in_flight,
         idempotency_key=secrets.token_urlsafe(32),
-        recent=_recent(),
+        recent=signed_in_recently(),
         login_link=login_url(customer.business.public_id, customer.mode),
         error=error,
     )
     return page, status
 
 
-def _recent() -> bool:
-    portal_session = current_portal_session()
-    return portal_session is not None and access.is_recent(portal_session)
-
-
-def _load(customer: Customer, public_id: str) -> Subscription:
-    subscription = get_subscription(customer, public_id)
-    if subscription is None:
-        abort(404)
-    return subscription
-
-
-def _load_payment(customer: Customer, public_id: str) -> Payment:
-    payment = payments.get_payment(customer, public_id)
-    if payment is None:
-        abort(404)
-    return payment
-
-
 def _card_words(method: PaymentMethod) -> str:
     return gettext("%(brand)s ending in %(last4)s", brand=method.brand.title(), last4=method.last4)
-
-
-def _absolute(endpoint: str, **values: Any) -> str:
-    # Links handed to the provider come from the configured origin, never the request's Host.
-    base = config_value("EXTERNAL_URL")
-    if base is None:
-        raise ConfigurationError("set CUSTOMER_PORTAL_EXTERNAL_URL to build links")
-    return base + url_for(endpoint, **values)

@@ -7,10 +7,12 @@ from typing import Any
 
 from flask import Blueprint, abort, render_template, request
 
-from ..access import create_portal_session, link_url
-from ..businesses import get_business
-from ..config import MODES
+from ..access import create_portal_session
 from ..customers import get_customer
+from ..links import static_link
+from ..models import MODES
+from .access import business_page
+from .guard import or_404
 
 
 def register(blueprint: Blueprint, staff_decorator: Callable[..., Any]) -> None:
@@ -25,18 +27,16 @@ def register(blueprint: Blueprint, staff_decorator: Callable[..., Any]) -> None:
 
 def share_invite(mode: str, business_id: str, customer_id: str) -> Any:
     """Show the customer's static link; POST generates a fresh dynamic link."""
-    business = get_business(business_id)
-    if mode not in MODES or business is None:
+    if mode not in MODES:
         abort(404)
-    customer = get_customer(business, customer_id, mode=mode)
-    if customer is None:
-        abort(404)
+    business = business_page(business_id)
+    customer = or_404(get_customer(business, customer_id, mode=mode))
     dynamic = create_portal_session(customer) if request.method == "POST" else None
     return render_template(
         "customer_portal/staff/share_invite.html",
         business=business,
         customer=customer,
         mode=mode,
-        static_link=link_url(business, mode),
+        static_link=static_link(business, mode),
         dynamic_link=dynamic,
     )

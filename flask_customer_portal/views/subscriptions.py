@@ -4,21 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import (
-    Blueprint,
-    abort,
-    current_app,
-    flash,
-    redirect,
-    render_template,
-    request,
-    url_for,
-)
+from flask import Blueprint, flash, redirect, render_template, request, url_for
 
-from .. import formatting, signals
+from .. import formatting
 from ..billing import outstanding_dues
 from ..errors import InvalidTransition, ValidationError
-from ..i18n import N_, current_locale, gettext, translated
+from ..i18n import N_, current_locale, gettext
 from ..models import Customer, Subscription
 from ..subscriptions import (
     CANCEL_WAYS,
@@ -26,13 +17,11 @@ from ..subscriptions import (
     cancel_subscription,
     get_subscription,
     list_subscriptions,
-    subscription_name,
     undo_cancellation,
 )
-from . import customer_required, signed_in_customer
-
-#: The category of the portal's flashed messages, so a host's own stay apart.
-FLASH = "customer_portal"
+from .auth import customer_required, signed_in_customer
+from .guard import FLASH, or_404
+from .messages import error_message
 
 _CHANGED = N_("This subscription changed in the meantime; nothing was done. Here is how it is now.")
 
@@ -54,6 +43,11 @@ def register(blueprint: Blueprint) -> None:
     )
 
 
+def customer_subscription(customer: Customer, public_id: str) -> Subscription:
+    """Return the customer's subscription a page's URL names, or answer 404 (Z1)."""
+    return or_404(get_subscription(customer, public_id))
+
+
 def subscriptions() -> Any:
     """Current and past subscriptions, with what each costs and when it renews or ends."""
     return _list_page()
@@ -61,11 +55,10 @@ def subscriptions() -> Any:
 
 def _list_page(error: str | None = None, status: int = 200) -> Any:
     customer = signed_in_customer()
-    listing = list_subscriptions(customer)
     page = render_template(
         "customer_portal/subscriptions.html",
         customer=customer,
-        listing=listing,
+        listing=list_subscriptions(customer),
         cancel_options=cancel_options,
         error=error,
     )
@@ -74,8 +67,7 @@ def _list_page(error: str | None = None, status: int = 200) -> Any:
 
 def cancel(subscription_id: str) -> Any:
     """GET: what each way of cancelling does. POST: cancel the chosen way."""
-    customer = signed_in_customer()
-    subscription = _load(customer, subscription_id)
+    subscription = customer_subscription(signed_in_customer(), subscription_id)
     if request.method == "GET":
         return _cancel_page(subscription)
     when = request.form.get("when")
@@ -85,58 +77,35 @@ def cancel(subscription_id: str) -> Any:
     try:
         cancel_subscription(subscription, at_period_end=at_period_end)
     except ValidationError as error:
-        return _cancel_page(subscription, translated(error.message), 400)
+        return _cancel_page(subscription, error_message(error), 400)
     except InvalidTransition:
         return _cancel_page(subscription, gettext(_CHANGED), 409)
-    signals.subscription_cancelled.send(
-        current_app._get_current_object(),  # type: ignore[attr-defined]
-        customer=customer,
-        subscription=subscription,
-        at_period_end=at_period_end,
-    )
-    name = subscription_name(subscription)
     if at_period_end:
         ends = formatting.date(subscription.current_period_end, current_locale())
         flash(
             gettext(
-                "%(name)s will end on %(date)s. You can undo this until then.", name=name, date=ends
+                "%(name)s will end on %(date)s. You can undo this until then.",
+                name=subscription.name,
+                date=ends,
             ),
             FLASH,
         )
     else:
-        flash(gettext("%(name)s is cancelled.", name=name), FLASH)
+        flash(gettext("%(name)s is cancelled.", name=subscription.name), FLASH)
     return redirect(url_for(".subscriptions"), 303)
 
 
 def undo(subscription_id: str) -> Any:
     """Take back a cancellation scheduled for the end of the period."""
-    customer = signed_in_customer()
-    subscription = _load(customer, subscription_id)
+    subscription = customer_subscription(signed_in_customer(), subscription_id)
     try:
         undo_cancellation(subscription)
     except ValidationError as error:
-        return _list_page(translated(error.message), 400)
+        return _list_page(error_message(error), 400)
     except InvalidTransition:
         return _list_page(gettext(_CHANGED), 409)
-    signals.cancellation_undone.send(
-        current_app._get_current_object(),  # type: ignore[attr-defined]
-        customer=customer,
-        subscription=subscription,
-    )
-    flash(
-        gettext(
-            "%(name)s will continue; nothing else changed.", name=subscription_name(subscription)
-        ),
-        FLASH,
-    )
+    flash(gettext("%(name)s will continue; nothing else changed.", name=subscription.name), FLASH)
     return redirect(url_for(".subscriptions"), 303)
-
-
-def _load(customer: Customer, public_id: str) -> Subscription:
-    subscription = get_subscription(customer, public_id)
-    if subscription is None:
-        abort(404)
-    return subscription
 
 
 def _cancel_page(subscription: Subscription, error: str | None = None, status: int = 200) -> Any:
@@ -144,7 +113,7 @@ def _cancel_page(subscription: Subscription, error: str | None = None, status: i
     page = render_template(
         "customer_portal/cancel_subscription.html",
         subscription=subscription,
-        name=subscription_name(subscription),
+        name=subscription.name,
         options=cancel_options(subscription),
         dues=dues,
         error=error,

@@ -6,9 +6,9 @@ from typing import Any
 
 from flask import Blueprint, Response, abort
 
-from ..businesses import get_business
 from ..config import config_value
 from ..theming import logo_media_type, theme_css
+from .access import business_page
 
 
 def register(blueprint: Blueprint) -> None:
@@ -19,8 +19,7 @@ def register(blueprint: Blueprint) -> None:
 
 def theme(business_id: str) -> Any:
     """The business's colours as CSS custom properties."""
-    business = get_business(business_id) or abort(404)
-    css = theme_css(business, accent=config_value("ACCENT_COLOR"))
+    css = theme_css(business_page(business_id), accent=config_value("ACCENT_COLOR"))
     response = Response(css, mimetype="text/css")
     response.headers["Cache-Control"] = "public, max-age=300"
     return response
@@ -28,8 +27,8 @@ def theme(business_id: str) -> Any:
 
 def logo(business_id: str) -> Any:
     """The business's logo, straight from its record (never fetched from elsewhere)."""
-    business = get_business(business_id)
-    if business is None or business.logo is None:
+    business = business_page(business_id)
+    if business.logo is None:
         abort(404)
     response = Response(business.logo, mimetype=logo_media_type(business.logo))
     response.headers["Cache-Control"] = "public, max-age=300"

@@ -4,23 +4,32 @@ They stand for pages a real provider hosts on its own site, so they are a
 blueprint of their own (``customer_portal_test_provider``, mounted at
 ``<URL_PREFIX>/test-provider``), outside the portal's guard against card
 numbers in forms: this is the one form that takes them (test cards only). They
-serve the app's test provider, ``state.test_provider``; no sign-in, the random
-ids in the URLs are the credentials, as on a provider's hosted page.
+serve the app's test provider; no sign-in, the random ids in the URLs are the
+credentials, as on a provider's hosted page.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, abort, current_app, redirect, render_template, request
-from werkzeug.exceptions import HTTPException
+from flask import Blueprint, abort, redirect, render_template, request
 
 from ..i18n import translated
-from .test import TEST_CARDS, CardError, TestProvider
+from ..providers.test import TEST_CARDS, CardError, TestProvider
+from ..proxies import portal
+from .guard import guarded_blueprint, or_404
+
+
+def blueprint() -> Blueprint:
+    """Build the test provider's pages, with the portal's CSRF check and security headers."""
+    pages = guarded_blueprint("customer_portal_test_provider", refuse_card_numbers=False)
+    pages.add_url_rule("/setup/<setup_id>", "setup", setup, methods=["GET", "POST"])
+    pages.add_url_rule("/challenge/<charge_id>", "challenge", challenge, methods=["GET", "POST"])
+    return pages
 
 
 def _provider() -> TestProvider:
-    provider = current_app.extensions["customer_portal"].test_provider
+    provider = portal.test_provider
     if not isinstance(provider, TestProvider):
         abort(404)
     return provider
@@ -65,28 +74,10 @@ def _grouped(number: str) -> str:
 def challenge(charge_id: str) -> Any:
     """Show the bank's challenge; Approve or Fail decides the charge, then back to the portal."""
     provider = _provider()
-    charge = provider.get_challenge(charge_id)
-    if charge is None:
-        abort(404)
+    charge = or_404(provider.get_challenge(charge_id))
     if request.method == "POST":
         decision = request.form.get("decision")
         if decision not in ("approve", "fail"):
             abort(400)
         return redirect(provider.answer_challenge(charge_id, approve=decision == "approve"), 303)
     return render_template("customer_portal/test_provider/challenge.html", charge=charge)
-
-
-def create_blueprint() -> Blueprint:
-    """Build the test provider's pages, with the portal's CSRF check and security headers."""
-    from ..views import _check_request, _context, _error_page, _security_headers
-
-    blueprint = Blueprint("customer_portal_test_provider", __name__, template_folder="../templates")
-    blueprint.before_request(_check_request)
-    blueprint.after_request(_security_headers)
-    blueprint.context_processor(_context)
-    blueprint.register_error_handler(HTTPException, _error_page)
-    blueprint.add_url_rule("/setup/<setup_id>", "setup", setup, methods=["GET", "POST"])
-    blueprint.add_url_rule(
-        "/challenge/<charge_id>", "challenge", challenge, methods=["GET", "POST"]
-    )
-    return blueprint

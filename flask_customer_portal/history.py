@@ -1,0 +1,275 @@
+"""The customer's billing history: invoices, payments and refunds read as one list.
+
+The read model of the billing pages. One statement per page, however long
+the history: the three tables are merged with ``UNION ALL``, ordered by (time,
+kind, public id), and a page starts after a cursor (keyset pagination), never
+at an offset.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import operator
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Row, Select, String, and_, cast, literal_column, null, or_, select, union_all
+from sqlalchemy.orm import selectinload
+
+from .errors import ValidationError
+from .i18n import gettext
+from .models import Customer, Invoice, Payment, Refund
+from .proxies import portal
+
+#: The status filters of the billing history: which statuses of which kind of
+#: record each one shows. Every status of every record is under exactly one.
+HISTORY_FILTERS: dict[str, dict[str, tuple[str, ...]]] = {
+    "paid": {"invoice": ("paid",), "payment": ("succeeded",)},
+    "open": {"invoice": ("open", "draft"), "payment": ("pending", "requires_action")},
+    "failed": {"payment": ("failed",), "refund": ("failed",)},
+    "refunded": {"refund": ("pending", "succeeded")},
+    "void": {"invoice": ("void", "uncollectible")},
+}
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryEntry:
+    """One row of a customer's billing history: an invoice, a payment (or failed attempt), a refund.
+
+    ``amount`` is positive for every kind (a refund gives it back);
+    ``invoice_public_id`` is the invoice itself, the invoice a payment paid, or
+    the invoice of the refunded payment; ``note`` is a failure or refund reason.
+    """
+
+    kind: str
+    public_id: str
+    at: datetime
+    description: str
+    amount: int
+    currency: str
+    status: str
+    invoice_public_id: str | None
+    note: str | None
+
+    @property
+    def cursor(self) -> str:
+        """The opaque position of this entry, for :func:`billing_history`'s ``after``/``before``."""
+        position = [self.at.isoformat(), self.kind, self.public_id]
+        return base64.urlsafe_b64encode(json.dumps(position).encode()).decode().rstrip("=")
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryPage:
+    """A page of the billing history, newest first, with the cursors of its neighbours."""
+
+    entries: list[HistoryEntry]
+    #: Pass as ``after`` for the next (older) page; ``None`` on the last page.
+    older: str | None
+    #: Pass as ``before`` for the previous (newer) page; ``None`` on the first page.
+    newer: str | None
+
+
+def billing_history(
+    customer: Customer,
+    *,
+    status: str | None = None,
+    after: str | None = None,
+    before: str | None = None,
+    limit: int = 25,
+) -> HistoryPage:
+    """Return a page of ``customer``'s invoices, payments and refunds, newest first.
+
+    Descriptions are in the current locale (a page's).
+
+    :param status: one of :data:`HISTORY_FILTERS`, or ``None`` for everything.
+    :param after: the ``older`` cursor of the page before: the page that follows it.
+    :param before: the ``newer`` cursor of a page: the page that precedes it.
+    :raises ValidationError: an unknown ``status`` or a malformed cursor.
+    """
+    if status is not None and status not in HISTORY_FILTERS:
+        raise ValidationError(
+            "status",
+            "invalid_choice",
+            f"choose one of {', '.join(HISTORY_FILTERS)}",
+            choices=tuple(HISTORY_FILTERS),
+        )
+    if after is not None and before is not None:
+        raise ValidationError("before", "after_and_before", "give after or before, not both")
+    if before is not None:
+        rows = _history_rows(customer, status, _cursor("before", before), newer=True, limit=limit)
+        if len(rows) > limit:
+            entries = rows[:limit][::-1]
+            return HistoryPage(entries, older=entries[-1].cursor, newer=entries[0].cursor)
+        # Fewer than a page is newer than the cursor: that is the first page.
+        after = None
+    position = _cursor("after", after) if after is not None else None
+    rows = _history_rows(customer, status, position, newer=False, limit=limit)
+    entries = rows[:limit]
+    return HistoryPage(
+        entries,
+        older=entries[-1].cursor if len(rows) > limit else None,
+        newer=None if position is None else (entries[0].cursor if entries else after),
+    )
+
+
+def customer_invoice(customer: Customer, public_id: str) -> Invoice | None:
+    """Return ``customer``'s invoice with this public id and its lines, or ``None`` (Z1)."""
+    return portal.session.scalar(
+        select(Invoice)
+        .filter_by(customer_id=customer.id, business_id=customer.business_id, public_id=public_id)
+        .options(selectinload(Invoice.lines))
+    )
+
+
+def invoice_payments(invoice: Invoice) -> list[Payment]:
+    """Return the payments and failed attempts made on ``invoice``, oldest first, with refunds."""
+    return list(
+        portal.session.scalars(
+            select(Payment)
+            .filter_by(invoice_id=invoice.id, customer_id=invoice.customer_id)
+            .options(selectinload(Payment.refunds))
+            .order_by(Payment.created_at, Payment.id)
+        )
+    )
+
+
+_Position = tuple[datetime, str, str]
+
+
+def _cursor(field: str, value: str) -> _Position:
+    message = "is not a position in this history; start again from the first page"
+    if len(value) > 200:  # a real cursor is about 100 characters
+        raise ValidationError(field, "invalid_cursor", message)
+    try:
+        at, kind, public_id = json.loads(base64.urlsafe_b64decode(value + "=" * (-len(value) % 4)))
+        moment = datetime.fromisoformat(at)
+    except (ValueError, TypeError):
+        raise ValidationError(field, "invalid_cursor", message) from None
+    known = isinstance(kind, str) and kind in _HISTORY_KINDS and isinstance(public_id, str)
+    if not known or moment.tzinfo is None:
+        raise ValidationError(field, "invalid_cursor", message)
+    return moment, kind, public_id
+
+
+def _history_rows(
+    customer: Customer, status: str | None, position: _Position | None, *, newer: bool, limit: int
+) -> list[HistoryEntry]:
+    history = union_all(*(rows_of(customer) for rows_of in _HISTORY_KINDS.values())).subquery()
+    columns = (history.c.at, history.c.kind, history.c.public_id)
+    query = select(history)
+    if status is not None:
+        query = query.where(
+            or_(
+                *(
+                    and_(history.c.kind == kind, history.c.status.in_(statuses))
+                    for kind, statuses in HISTORY_FILTERS[status].items()
+                )
+            )
+        )
+    if position is not None:
+        query = query.where(_beyond(columns, position, newer=newer))
+    order = columns if newer else tuple(column.desc() for column in columns)
+    rows = portal.session.execute(query.order_by(*order).limit(limit + 1))
+    return [_entry(row) for row in rows]
+
+
+def _beyond(columns: tuple[Any, Any, Any], position: _Position, *, newer: bool) -> Any:
+    # (at, kind, public_id) compared as a tuple, spelled out: row values are
+    # not everywhere, and each comparison binds through its column's type.
+    beyond = operator.gt if newer else operator.lt
+    (at, kind, public_id), (spot_at, spot_kind, spot_id) = columns, position
+    return or_(
+        beyond(at, spot_at),
+        and_(
+            at == spot_at,
+            or_(beyond(kind, spot_kind), and_(kind == spot_kind, beyond(public_id, spot_id))),
+        ),
+    )
+
+
+def _invoice_rows(customer: Customer) -> Select[*tuple[Any, ...]]:
+    return select(
+        literal_column("'invoice'", String).label("kind"),
+        Invoice.public_id.label("public_id"),
+        Invoice.issued_at.label("at"),
+        Invoice.status.label("status"),
+        Invoice.total.label("amount"),
+        Invoice.currency.label("currency"),
+        Invoice.public_id.label("invoice_public_id"),
+        Invoice.number.label("invoice_number"),
+        cast(null(), String).label("note"),
+    ).where(Invoice.customer_id == customer.id)
+
+
+def _payment_rows(customer: Customer) -> Select[*tuple[Any, ...]]:
+    return (
+        select(
+            literal_column("'payment'", String),
+            Payment.public_id,
+            Payment.created_at,
+            Payment.status,
+            Payment.amount,
+            Payment.currency,
+            Invoice.public_id,
+            Invoice.number,
+            Payment.failure_reason,
+        )
+        .outerjoin(Invoice, Payment.invoice_id == Invoice.id)
+        .where(Payment.customer_id == customer.id)
+    )
+
+
+def _refund_rows(customer: Customer) -> Select[*tuple[Any, ...]]:
+    return (
+        select(
+            literal_column("'refund'", String),
+            Refund.public_id,
+            Refund.created_at,
+            Refund.status,
+            Refund.amount,
+            Refund.currency,
+            Invoice.public_id,
+            Invoice.number,
+            Refund.reason,
+        )
+        .join(Payment, Refund.payment_id == Payment.id)
+        .outerjoin(Invoice, Payment.invoice_id == Invoice.id)
+        .where(Payment.customer_id == customer.id)
+    )
+
+
+_HISTORY_KINDS: dict[str, Callable[[Customer], Select[*tuple[Any, ...]]]] = {
+    "invoice": _invoice_rows,
+    "payment": _payment_rows,
+    "refund": _refund_rows,
+}
+
+
+def _entry(row: Row[Any]) -> HistoryEntry:
+    number = row.invoice_number
+    if row.kind == "invoice":
+        description = gettext("Invoice %(number)s", number=number)
+    elif row.kind == "payment":
+        description = (
+            gettext("Payment for invoice %(number)s", number=number)
+            if number
+            else gettext("Payment")
+        )
+    else:
+        description = (
+            gettext("Refund for invoice %(number)s", number=number) if number else gettext("Refund")
+        )
+    return HistoryEntry(
+        kind=row.kind,
+        public_id=row.public_id,
+        at=row.at,
+        description=description,
+        amount=row.amount,
+        currency=row.currency,
+        status=row.status,
+        invoice_public_id=row.invoice_public_id,
+        note=row.note,
+    )
