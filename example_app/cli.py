@@ -9,15 +9,11 @@ from flask import current_app
 from flask.cli import with_appcontext
 from sqlalchemy import select
 
-from flask_customer_portal import get_business
+from flask_customer_portal import get_business, static_link
 from flask_customer_portal.migrate import upgrade
 
-from . import BUSINESS_ID, demo
+from . import BUSINESS_ID, MODE, demo
 from .models import Staff, db
-from .store import portal_login_path
-
-#: Where ``flask --app example_app run --debug`` serves the store.
-DEV_SERVER = "http://127.0.0.1:5000"
 
 
 @click.command("init-db")
@@ -33,19 +29,23 @@ def init_db_command() -> None:
 def seed_demo_command() -> None:
     """Fill the database with the demo business and its customers (once)."""
     init_db()
-    if get_business(BUSINESS_ID) is not None:
+    business = get_business(BUSINESS_ID)
+    if business is not None:
         click.echo(f"Business {BUSINESS_ID!r} already exists; nothing seeded.")
     else:
         count = demo.seed(datetime.now(UTC))
         click.echo(f"Seeded business {BUSINESS_ID!r} with {count} customers.")
-    site = current_app.config.get("CUSTOMER_PORTAL_EXTERNAL_URL") or DEV_SERVER
+        business = get_business(BUSINESS_ID)
+        assert business is not None
+    # Set by create_app in debug mode, required by the portal in production.
+    site = current_app.config["CUSTOMER_PORTAL_EXTERNAL_URL"]
     click.echo(
         "\nRun the store: flask --app example_app run --debug\n"
         f"Store:        {site}/\n"
         f"Staff pages:  {site}/staff/login\n"
         f"  email:      {current_app.config['STAFF_EMAIL']}\n"
         f"  password:   {current_app.config.get('STAFF_PASSWORD', '(your STAFF_PASSWORD)')}\n"
-        f"Portal login: {site}{portal_login_path()}\n"
+        f"Portal login: {static_link(business, MODE)}\n"
         "  try ana@example.com (active, a year of invoices, license keys),\n"
         "  bruno@example.com (on hold, dues to pay), carla@example.com (cancelled)\n"
         f"Sent mail:    {site}/dev/mail (when no MAIL_SERVER is set)\n"

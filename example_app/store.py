@@ -6,7 +6,7 @@ from datetime import datetime
 from decimal import Decimal
 
 from babel.numbers import format_currency, get_currency_precision
-from flask import Blueprint, abort, current_app, render_template
+from flask import Blueprint, abort, current_app, render_template, url_for
 
 from flask_customer_portal import local_messages
 
@@ -30,9 +30,9 @@ def dev_mail() -> str:
 
 
 def portal_login_path() -> str:
-    """Return the path of the portal's static login link for the store's business."""
-    prefix = current_app.config["CUSTOMER_PORTAL_URL_PREFIX"]
-    return f"{prefix}/{MODE}/login/{BUSINESS_ID}"
+    """Return the path of the portal's static login page for the store's business."""
+    endpoint = "customer_portal.test_login" if MODE == "test" else "customer_portal.login"
+    return url_for(endpoint, business_id=BUSINESS_ID)
 
 
 @bp.app_template_filter("money")

@@ -14,25 +14,19 @@ from .access import (
 )
 from .billing import issue_invoice, outstanding_dues, record_payment, record_refund, void_invoice
 from .businesses import create_business, get_business, update_business
+from .cancellation import cancel_subscription, end_due_cancellations, undo_cancellation
 from .customers import find_customer, get_customer, upsert_customer
 from .errors import ConfigurationError, CustomerPortalError, InvalidTransition, ValidationError
 from .extension import CustomerPortal
 from .invoices import InvoiceRenderer, ReportlabInvoiceRenderer
 from .licenses import issue_license_key
-from .links import PortalLink
+from .links import PortalLink, static_link
 from .mail import Email, Mailer
 from .outbox import local_messages
 from .payments import reactivate_subscription
 from .providers import ChargeResult, PaymentProvider, ProviderError, SavedCard, TestProvider
 from .settlement import PaymentOutcome, reconcile, settle_payment
-from .subscriptions import (
-    cancel_subscription,
-    end_due_cancellations,
-    record_failed_renewal,
-    start_subscription,
-    transition,
-    undo_cancellation,
-)
+from .subscriptions import record_failed_renewal, start_subscription, transition
 from .views import current_customer
 
 __version__ = _version("flask-customer-portal")
@@ -78,6 +72,7 @@ __all__ = [
     "settle_payment",
     "start_session",
     "start_subscription",
+    "static_link",
     "transition",
     "undo_cancellation",
     "update_business",

@@ -9,7 +9,7 @@ from typing import Any
 import click
 from flask.cli import with_appcontext
 
-from . import access, emails, migrate, settlement, subscriptions
+from . import access, cancellation, emails, migrate, settlement
 from .businesses import get_business
 from .config import config_value
 from .customers import find_customer
@@ -188,7 +188,7 @@ def send_mail() -> None:
 @with_appcontext
 def end_cancellations() -> None:
     """End the subscriptions whose cancellation at the end of the period has come (cron)."""
-    ended = subscriptions.end_due_cancellations()
+    ended = cancellation.end_due_cancellations()
     click.echo(f"Ended {ended} subscription{'s' if ended != 1 else ''}.")
 
 

@@ -21,14 +21,14 @@ from sqlalchemy.orm import selectinload
 
 from .errors import ValidationError
 from .i18n import gettext
-from .models import Customer, Invoice, Payment, Refund
+from .models import IN_FLIGHT, Customer, Invoice, Payment, Refund
 from .proxies import portal
 
 #: The status filters of the billing history: which statuses of which kind of
 #: record each one shows. Every status of every record is under exactly one.
 HISTORY_FILTERS: dict[str, dict[str, tuple[str, ...]]] = {
     "paid": {"invoice": ("paid",), "payment": ("succeeded",)},
-    "open": {"invoice": ("open", "draft"), "payment": ("pending", "requires_action")},
+    "open": {"invoice": ("open", "draft"), "payment": IN_FLIGHT},
     "failed": {"payment": ("failed",), "refund": ("failed",)},
     "refunded": {"refund": ("pending", "succeeded")},
     "void": {"invoice": ("void", "uncollectible")},

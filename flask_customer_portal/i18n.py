@@ -154,7 +154,8 @@ def init_babel(app: Flask, locale_selector: Callable[[], str | None]) -> None:
         def select() -> str | None:
             chosen = locale_selector()
             if chosen is None and host_selector is not None:
-                return host_selector()
+                hosts: str | None = host_selector()
+                return hosts
             return chosen
 
         babel.locale_selector = select

@@ -191,9 +191,11 @@ class _Page:
         except (OSError, ValueError):
             return  # an unreadable logo must not make the invoice undownloadable
         scale = min(_LOGO_BOX[0] / width, _LOGO_BOX[1] / height, 1)
-        width, height = width * scale, height * scale
-        self.canvas.drawImage(image, _MARGIN, self.y - height, width, height, mask="auto")
-        self.y -= height + 4 * mm
+        drawn_width, drawn_height = width * scale, height * scale
+        self.canvas.drawImage(
+            image, _MARGIN, self.y - drawn_height, drawn_width, drawn_height, mask="auto"
+        )
+        self.y -= drawn_height + 4 * mm
 
     def mark(self) -> None:
         mark, colour = STATUS_MARKS[self.invoice.status]

@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from blinker import NamedSignal, Namespace
-from flask import current_app
+from flask.globals import app_ctx
 
 _signals = Namespace()
 
@@ -52,7 +52,7 @@ def send(signal: NamedSignal, **kwargs: Any) -> None:
     cannot undo it: its error is logged with its traceback, and the other
     receivers and the customer's page carry on.
     """
-    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    app = app_ctx.app  # the app itself: receivers are connected to it, not to a proxy
     for receiver in signal.receivers_for(app):
         try:
             receiver(app, **kwargs)

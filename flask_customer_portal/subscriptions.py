@@ -1,8 +1,8 @@
-"""Subscriptions: their life (start, failed renewal, cancel, undo, end) and the one status change.
+"""Subscriptions: starting them, a failed renewal, their payment method, and the one status change.
 
 Every change of status goes through :func:`transition`, one conditional
-UPDATE from the statuses :data:`ALLOWED_FROM` allows (P2). The functions the
-merchant and the customer call commit as one unit and send their own signal.
+UPDATE from the statuses :data:`ALLOWED_FROM` allows (P2). Cancelling is
+:mod:`.cancellation`'s.
 """
 
 from __future__ import annotations
@@ -16,9 +16,8 @@ from flask_babel import force_locale
 from sqlalchemy import select, update
 from sqlalchemy.orm import selectinload
 
-from . import emails, signals
 from . import validation as v
-from .billing import dues_of, invoice_lines, new_invoice, void_dues
+from .billing import dues_of, invoice_lines, new_invoice
 from .db import utcnow
 from .errors import InvalidTransition, ValidationError
 from .formatting import date, locale_of
@@ -32,7 +31,7 @@ from .models import (
     PaymentMethod,
     Subscription,
 )
-from .proxies import portal, unit_of_work, update_one, update_rows
+from .proxies import portal, unit_of_work, update_one
 
 #: For each status, the statuses a subscription may come from.
 ALLOWED_FROM: dict[str, frozenset[str]] = {
@@ -43,9 +42,6 @@ ALLOWED_FROM: dict[str, frozenset[str]] = {
     "expired": frozenset({"active", "on_hold"}),
     "failed": frozenset({"pending"}),
 }
-
-#: The ways of cancelling: at the end of the paid period, or at once.
-CANCEL_WAYS = ("period_end", "now")
 
 
 def transition(subscription: Subscription, status: str, **changes: object) -> Subscription:
@@ -59,13 +55,20 @@ def transition(subscription: Subscription, status: str, **changes: object) -> Su
     :raises InvalidTransition: the subscription is not in an allowed status.
     """
     allowed = ALLOWED_FROM[v.choice("status", status, tuple(ALLOWED_FROM))]
-    _change(subscription, status, Subscription.status.in_(allowed), status=status, **changes)
+    change(subscription, status, Subscription.status.in_(allowed), status=status, **changes)
     return subscription
 
 
-def _change(subscription: Subscription, target: str, *conditions: Any, **values: Any) -> None:
-    # One UPDATE of the row under ``conditions``: a request that lost a race to
-    # another learns it from the row count, and changes nothing.
+def change(subscription: Subscription, target: str, *conditions: Any, **values: Any) -> None:
+    """Change ``subscription``'s row with one UPDATE under ``conditions``; don't commit.
+
+    For changes that keep the status as :func:`transition` does for those that
+    change it: a request that lost a race to another learns it from the row
+    count and changes nothing.
+
+    :raises InvalidTransition: the row did not meet ``conditions`` (``target``
+        names what was attempted).
+    """
     changed = update_one(
         update(Subscription)
         .where(Subscription.id == subscription.id, *conditions)
@@ -239,7 +242,7 @@ def set_payment_method(subscription: Subscription, method: PaymentMethod) -> boo
     )
 
 
-# -- What the customer sees and does ---------------------------------------------------
+# -- What the customer sees ---------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -284,177 +287,3 @@ def get_subscription(customer: Customer, public_id: str) -> Subscription | None:
     return portal.session.scalar(
         select(Subscription).filter_by(customer_id=customer.id, public_id=public_id)
     )
-
-
-def cancel_options(subscription: Subscription) -> tuple[str, ...]:
-    """Return the ways (of :data:`CANCEL_WAYS`) ``subscription`` can be cancelled now.
-
-    An active subscription gets the ways its business offers
-    (``Business.cancel_at_period_end``, ``Business.cancel_now``), without
-    ``"period_end"`` once that is scheduled. An on-hold or pending subscription
-    has no paid period left to run out, so it can only end ``"now"``, whatever
-    the business offers: a customer can always cancel. An ended one has none.
-    """
-    if subscription.status in ("on_hold", "pending"):
-        return ("now",)
-    if subscription.status != "active":
-        return ()
-    business = subscription.customer.business
-    ways = []
-    if business.cancel_at_period_end and not subscription.cancel_at_period_end:
-        ways.append("period_end")
-    if business.cancel_now:
-        ways.append("now")
-    return tuple(ways)
-
-
-def cancel_subscription(subscription: Subscription, *, at_period_end: bool) -> Subscription:
-    """Cancel ``subscription`` the way the customer chose; queue the email; commit.
-
-    At the end of the period (active subscriptions only): the status stays
-    ``active`` until ``current_period_end``; ``cancel_at_period_end`` is set,
-    ``cancelled_at`` is now and ``next_billing_at`` is cleared, so it is never
-    charged again. ``ended_at`` stays empty until :func:`end_due_cancellations`
-    ends it; :func:`undo_cancellation` takes it back until then.
-
-    Now: the subscription becomes ``cancelled`` with ``cancelled_at`` and
-    ``ended_at`` now, and its open invoices (the dues of an on-hold plan, the
-    first invoice of a pending one) are voided, so nothing is shown as owed
-    for a plan that has ended. Nothing is refunded.
-
-    Sends :data:`~.signals.subscription_cancelled`.
-
-    :raises ValidationError: it has already ended (code ``"already_cancelled"``,
-        ``"already_expired"`` or ``"already_failed"``), or this way is not offered
-        for it now (see :func:`cancel_options`; code ``"already_scheduled"``,
-        ``"no_paid_period"``, ``"period_end_not_offered"`` or ``"now_not_offered"``).
-    :raises InvalidTransition: it changed meanwhile (another request won).
-    """
-    way = "period_end" if at_period_end else "now"
-    if subscription.status not in CURRENT_STATUSES:
-        raise ValidationError(
-            "subscription",
-            f"already_{subscription.status}",
-            f"this subscription has already ended ({subscription.status})",
-        )
-    if way not in cancel_options(subscription):
-        raise _not_offered(subscription, way)
-    now, previous_status, voided = utcnow(), subscription.status, 0
-    with unit_of_work():
-        if at_period_end:
-            _change(
-                subscription,
-                "cancelled",
-                Subscription.status == "active",
-                Subscription.cancel_at_period_end.is_(False),
-                cancel_at_period_end=True,
-                cancelled_at=now,
-                next_billing_at=None,
-            )
-            ends = subscription.current_period_end
-        else:
-            transition(
-                subscription,
-                "cancelled",
-                cancelled_at=now,
-                ended_at=now,
-                cancel_at_period_end=False,
-                next_billing_at=None,
-            )
-            voided = void_dues(subscription)
-            ends = now
-        emails.queue_subscription_cancelled(
-            subscription,
-            at_period_end=at_period_end,
-            previous_status=previous_status,
-            ends_at=ends,
-            voided=voided,
-        )
-    signals.send(
-        signals.subscription_cancelled,
-        customer=subscription.customer,
-        subscription=subscription,
-        at_period_end=at_period_end,
-    )
-    return subscription
-
-
-def _not_offered(subscription: Subscription, way: str) -> ValidationError:
-    if way == "now":
-        return ValidationError(
-            "at_period_end", "now_not_offered", "cancelling at once is not offered"
-        )
-    if subscription.cancel_at_period_end:
-        code, message = "already_scheduled", "is already set to end at the end of its period"
-    elif subscription.status != "active":
-        code, message = "no_paid_period", "has no paid period to run out; it can only end now"
-    else:
-        code, message = (
-            "period_end_not_offered",
-            "cancelling at the end of the period is not offered",
-        )
-    return ValidationError("at_period_end", code, message)
-
-
-def undo_cancellation(subscription: Subscription) -> Subscription:
-    """Take back a cancellation scheduled for the end of the period; queue the email; commit.
-
-    The subscription renews again at the end of its period. Sends
-    :data:`~.signals.cancellation_undone`.
-
-    :raises ValidationError: no cancellation is scheduled (code
-        ``"nothing_to_undo"``), or its period has ended (``"period_over"``).
-    :raises InvalidTransition: it changed meanwhile (another request won).
-    """
-    now = utcnow()
-    if subscription.status != "active" or not subscription.cancel_at_period_end:
-        raise ValidationError(
-            "subscription", "nothing_to_undo", "this subscription has no cancellation to undo"
-        )
-    if subscription.current_period_end <= now:
-        raise ValidationError(
-            "subscription", "period_over", "the period has ended; the cancellation stands"
-        )
-    with unit_of_work():
-        _change(
-            subscription,
-            "active",
-            Subscription.status == "active",
-            Subscription.cancel_at_period_end.is_(True),
-            Subscription.current_period_end > now,
-            cancel_at_period_end=False,
-            cancelled_at=None,
-            next_billing_at=Subscription.current_period_end,
-        )
-        emails.queue_cancellation_undone(subscription)
-    signals.send(
-        signals.cancellation_undone, customer=subscription.customer, subscription=subscription
-    )
-    return subscription
-
-
-def end_due_cancellations(now: datetime | None = None) -> int:
-    """End every subscription whose scheduled cancellation has come; commit; return how many.
-
-    One conditional UPDATE: active subscriptions with ``cancel_at_period_end``
-    whose ``current_period_end`` is past become ``cancelled``, with
-    ``ended_at`` the end of their period (``cancel_at_period_end`` stays set:
-    it records how they ended). The customer was told when they cancelled, so
-    no mail is sent. Run it from cron (``flask portal end-cancellations``).
-    """
-    moment = v.aware("now", now, required=False) or utcnow()
-    with unit_of_work():
-        return update_rows(
-            update(Subscription)
-            .where(
-                Subscription.status == "active",
-                Subscription.cancel_at_period_end.is_(True),
-                Subscription.current_period_end <= moment,
-            )
-            .values(
-                status="cancelled",
-                ended_at=Subscription.current_period_end,
-                next_billing_at=None,
-                updated_at=moment,
-            )
-        )

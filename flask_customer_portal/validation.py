@@ -25,14 +25,14 @@ def text(field: str, value: Any, *, max_length: int, required: bool = True) -> s
         return None
     if not isinstance(value, str):
         raise ValidationError(field, "not_text", "must be text")
-    value = value.strip()
-    if len(value) > max_length:
+    stripped = value.strip()
+    if len(stripped) > max_length:
         raise ValidationError(
             field, "too_long", f"must be at most {max_length} characters", max_length=max_length
         )
-    if any(ord(c) < 32 and c not in "\n\t" for c in value) or "\x7f" in value:
+    if any(ord(c) < 32 and c not in "\n\t" for c in stripped) or "\x7f" in stripped:
         raise ValidationError(field, "control_characters", "must not contain control characters")
-    return value
+    return stripped
 
 
 def required_text(field: str, value: Any, *, max_length: int) -> str:

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 import flask_customer_portal as portal
 from flask_customer_portal import access, links
 from flask_customer_portal import models as m
+from flask_customer_portal.db import Base
 
 from .conftest import EXTERNAL_URL, csrf_token, open_link, single_use_id
 
@@ -141,7 +142,7 @@ def test_tokens_are_stored_only_as_hashes_and_never_logged(
     session_token = client.get_cookie("session")
     assert session_token is not None
     secret = single_use_id(token)
-    for table in m.Base.metadata.sorted_tables:
+    for table in Base.metadata.sorted_tables:
         for row in session.execute(sa.select(table)).all():
             assert token not in repr(tuple(row)), table.name
             assert secret not in repr(tuple(row)), table.name

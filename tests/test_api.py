@@ -25,6 +25,7 @@ from werkzeug.test import TestResponse
 import flask_customer_portal as portal
 from flask_customer_portal import CustomerPortal
 from flask_customer_portal import models as m
+from flask_customer_portal.db import Base
 
 from .conftest import EXTERNAL_URL, csrf_token, single_use_id
 
@@ -383,7 +384,7 @@ def test_keys_and_link_tokens_are_stored_only_hashed(
         single_use_id(token),
         test_key.removeprefix("cp_test_"),
     )
-    for table in m.Base.metadata.sorted_tables:
+    for table in Base.metadata.sorted_tables:
         for row in session.execute(sa.select(table)).all():
             for raw in raw_values:
                 assert raw not in repr(tuple(row)), table.name

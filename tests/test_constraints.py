@@ -16,18 +16,19 @@ from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.orm import Session
 
 from flask_customer_portal import models as m
+from flask_customer_portal.db import Base
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 _serial = itertools.count(1)
 
 
-def insert(session: Session, model: type[m.Base], **values: Any) -> int:
+def insert(session: Session, model: type[Base], **values: Any) -> int:
     row_id = session.execute(sa.insert(model).values(**values).returning(model.id)).scalar_one()
     session.commit()
     return int(row_id)
 
 
-def refused(session: Session, model: type[m.Base], **values: Any) -> None:
+def refused(session: Session, model: type[Base], **values: Any) -> None:
     with pytest.raises((IntegrityError, DataError)):
         insert(session, model, **values)
     session.rollback()

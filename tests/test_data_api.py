@@ -14,12 +14,13 @@ from sqlalchemy.orm import Session
 import flask_customer_portal as portal
 from flask_customer_portal import InvalidTransition, ValidationError
 from flask_customer_portal import models as m
+from flask_customer_portal.db import Base
 from flask_customer_portal.subscriptions import ALLOWED_FROM, add_interval
 
 LINE = {"description": "Acme Cloud Pro", "unit_amount": 2900}
 
 
-def count(session: Session, model: type[m.Base]) -> int:
+def count(session: Session, model: type[Base]) -> int:
     return int(session.scalar(sa.select(sa.func.count()).select_from(model)) or 0)
 
 

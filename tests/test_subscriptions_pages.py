@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 import flask_customer_portal as portal
 from flask_customer_portal import emails, signals
 from flask_customer_portal import models as m
-from flask_customer_portal.subscriptions import end_due_cancellations
+from flask_customer_portal.cancellation import end_due_cancellations
 
 from .conftest import csrf_token, open_link
 

@@ -12,8 +12,8 @@ from typing import Any
 
 from alembic import context
 
+from flask_customer_portal.db import Base
 from flask_customer_portal.migrate import VERSION_TABLE, include_object
-from flask_customer_portal.models import Base
 
 connection: Any = context.config.attributes["connection"]
 context.configure(

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import wraps
-from typing import Any
+from typing import Any, cast
 
 from flask import g, redirect, render_template, session, url_for
 from werkzeug.local import LocalProxy
@@ -39,7 +39,7 @@ def _current_customer() -> Customer | None:
 
 
 #: The signed-in portal customer, or ``None``. Never the host's ``current_user``.
-current_customer: Customer | None = LocalProxy(_current_customer)  # type: ignore[assignment]
+current_customer = cast(Customer | None, LocalProxy(_current_customer))
 
 
 def customer_required(view: Callable[..., Any]) -> Callable[..., Any]:

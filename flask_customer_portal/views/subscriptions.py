@@ -8,17 +8,11 @@ from flask import Blueprint, flash, redirect, render_template, request, url_for
 
 from .. import formatting
 from ..billing import outstanding_dues
+from ..cancellation import CANCEL_WAYS, cancel_options, cancel_subscription, undo_cancellation
 from ..errors import InvalidTransition, ValidationError
 from ..i18n import N_, current_locale, gettext
-from ..models import Customer, Subscription
-from ..subscriptions import (
-    CANCEL_WAYS,
-    cancel_options,
-    cancel_subscription,
-    get_subscription,
-    list_subscriptions,
-    undo_cancellation,
-)
+from ..models import CURRENT_STATUSES, Customer, Subscription
+from ..subscriptions import get_subscription, list_subscriptions
 from .auth import customer_required, signed_in_customer
 from .guard import FLASH, or_404
 from .messages import error_message
@@ -116,6 +110,7 @@ def _cancel_page(subscription: Subscription, error: str | None = None, status: i
         name=subscription.name,
         options=cancel_options(subscription),
         dues=dues,
+        ended=subscription.status not in CURRENT_STATUSES,
         error=error,
     )
     return page, status

@@ -1,11 +1,4 @@
-"""The portal's tables (all prefixed ``portal_``).
-
-Money is an integer of minor units beside an ISO 4217 currency; times are aware
-UTC. The rules that matter are constraints of the schema, not only of Python:
-the database refuses a second customer with the same email in a business and
-mode, an unknown status, a negative amount or an invoice whose total is not its
-subtotal plus tax, whatever code writes the row.
-"""
+"""The billing records: what the merchant's code feeds the portal through the data API."""
 
 from __future__ import annotations
 
@@ -27,7 +20,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from .db import (
+from ..db import (
     Base,
     UTCDateTime,
     created_at_column,
@@ -35,7 +28,6 @@ from .db import (
     one_of,
     public_id_column,
     updated_at_column,
-    utcnow,
 )
 
 #: A business has two separate worlds: test and live.
@@ -371,108 +363,3 @@ class LicenseKey(Base):
     activation_limit: Mapped[int | None] = mapped_column(Integer)
     activations: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = created_at_column()
-
-
-LINK_PURPOSES = ("email_login", "portal_session", "email_change")
-#: The purposes of links that sign a customer in.
-SIGN_IN_PURPOSES = ("email_login", "portal_session")
-
-
-class LoginLink(Base):
-    """A single-use sign-in link. Only the SHA-256 of its token is kept."""
-
-    __tablename__ = "portal_login_links"
-    __table_args__ = (
-        CheckConstraint(one_of("purpose", LINK_PURPOSES), name="purpose"),
-        CheckConstraint(one_of("mode", MODES), name="mode"),
-        CheckConstraint("expires_at > created_at", name="expiry"),
-    )
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
-    purpose: Mapped[str] = mapped_column(String(14))
-    business_id: Mapped[int] = mapped_column(ForeignKey("portal_businesses.id"))
-    mode: Mapped[str] = mapped_column(String(4))
-    customer_id: Mapped[int] = mapped_column(ForeignKey("portal_customers.id"), index=True)
-    return_url: Mapped[str | None] = mapped_column(String(2000))
-    # For an "email_change" link: the address that becomes the customer's.
-    new_email: Mapped[str | None] = mapped_column(String(254))
-    created_at: Mapped[datetime] = created_at_column()
-    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
-    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
-
-
-class PortalSession(Base):
-    """A signed-in customer's session, kept on the server so it can be ended there.
-
-    The browser's cookie holds a random token; the row holds its SHA-256.
-    """
-
-    __tablename__ = "portal_sessions"
-    __table_args__ = (
-        CheckConstraint(one_of("mode", MODES), name="mode"),
-        CheckConstraint("expires_at > created_at", name="expiry"),
-    )
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
-    business_id: Mapped[int] = mapped_column(ForeignKey("portal_businesses.id"))
-    mode: Mapped[str] = mapped_column(String(4))
-    customer_id: Mapped[int] = mapped_column(ForeignKey("portal_customers.id"), index=True)
-    return_url: Mapped[str | None] = mapped_column(String(2000))
-    created_at: Mapped[datetime] = created_at_column()
-    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
-    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
-    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
-
-    customer: Mapped[Customer] = relationship(lazy="joined", innerjoin=True)
-
-
-class ApiKey(Base):
-    """A merchant's secret key for the HTTP API, per business and mode; stored hashed."""
-
-    __tablename__ = "portal_api_keys"
-    __table_args__ = (CheckConstraint(one_of("mode", MODES), name="mode"),)
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    public_id: Mapped[str] = public_id_column("key")
-    business_id: Mapped[int] = mapped_column(ForeignKey("portal_businesses.id"), index=True)
-    mode: Mapped[str] = mapped_column(String(4))
-    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
-    hint: Mapped[str] = mapped_column(String(24))
-    name: Mapped[str] = mapped_column(String(100), default="")
-    created_at: Mapped[datetime] = created_at_column()
-    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
-    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
-
-    business: Mapped[Business] = relationship(lazy="joined", innerjoin=True)
-
-
-OUTBOX_STATUSES = ("pending", "sent", "dropped", "failed")
-
-
-class OutboxMessage(Base):
-    """An email to send, queued in the same transaction as the change that caused it.
-
-    It holds what to send (``kind`` and ``params``), not the message: the message
-    is rendered when it is sent, and a sign-in link in it is minted then, so no
-    secret ever waits in the database.
-    """
-
-    __tablename__ = "portal_outbox"
-    __table_args__ = (
-        CheckConstraint(one_of("status", OUTBOX_STATUSES), name="status"),
-        CheckConstraint("attempts >= 0", name="attempts"),
-        Index("ix_portal_outbox_due", "status", "next_attempt_at"),
-    )
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    recipient: Mapped[str] = mapped_column(String(254))
-    kind: Mapped[str] = mapped_column(String(40))
-    params: Mapped[dict[str, Any]] = mapped_column(JSON)
-    status: Mapped[str] = mapped_column(String(7), default="pending")
-    created_at: Mapped[datetime] = created_at_column()
-    attempts: Mapped[int] = mapped_column(Integer, default=0)
-    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
-    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
-    last_error: Mapped[str | None] = mapped_column(String(500))
