@@ -125,7 +125,11 @@ def start_session(
 
     The host login bridge calls it for the host's signed-in user (``method``
     ``"host"``); a confirmed email change signs the browser in afresh (``"link"``).
+
+    :param return_url: as for :func:`create_portal_session`.
+    :raises ValidationError: ``return_url`` is not allowed.
     """
+    return_url = check_return_url(return_url)
     with unit_of_work():
         opened = _add_session(customer, return_url)
     signals.send(signals.customer_signed_in, customer=customer, method=method)

@@ -48,15 +48,22 @@ def send_queued(limit: int = 100) -> tuple[int, int]:
     return outbox.send_due(COMPOSERS, limit)
 
 
-def render(template: str, subject: Any, **context: Any) -> Email:
-    """Render ``customer_portal/email/<template>.txt`` and ``.html`` into an email.
+def render(template: str, subject: Any, customer: Customer, **context: Any) -> Email:
+    """Render ``customer_portal/email/<template>.txt`` and ``.html`` into an email to ``customer``.
 
-    The email is in the language of ``context["customer"]``
-    (:func:`~.formatting.locale_of`): give the ``subject`` and any words as
-    lazy strings (``i18n.lazy_gettext``) so they are translated into it here.
+    The email is in the customer's language (:func:`~.formatting.locale_of`):
+    give the ``subject`` and any words as lazy strings (``i18n.lazy_gettext``)
+    so they are translated into it here. The templates also get ``customer``,
+    their ``business`` and ``locale``.
     """
-    with force_locale(locale_of(context["customer"])):
-        context = {**i18n.template_helpers(), "locale": i18n.current_locale(), **context}
+    with force_locale(locale_of(customer)):
+        context = {
+            **i18n.template_helpers(),
+            "locale": i18n.current_locale(),
+            "customer": customer,
+            "business": customer.business,
+            **context,
+        }
         return Email(
             subject=str(subject),
             text=render_template(f"customer_portal/email/{template}.txt", **context),
@@ -66,6 +73,11 @@ def render(template: str, subject: Any, **context: Any) -> Email:
 
 def _queue(customer: Customer, kind: str, **params: Any) -> None:
     outbox.queue(customer.email, kind, customer_id=customer.id, **params)
+
+
+def _customer_of(message: OutboxMessage) -> Customer | None:
+    # None when the customer is gone: the message is dropped.
+    return portal.session.get(Customer, message.params["customer_id"])
 
 
 # -- Getting in ------------------------------------------------------------------------
@@ -89,8 +101,7 @@ def _login_link(message: OutboxMessage) -> Email | None:
     return render(
         "login_link",
         _l("Your sign-in link for %(business)s", business=customer.business.name),
-        business=customer.business,
-        customer=customer,
+        customer,
         link=new_link(customer, "email_login"),
         minutes=config_value("LOGIN_LINK_TTL") // 60,
     )
@@ -103,14 +114,13 @@ def queue_portal_link(customer: Customer, *, return_url: str | None) -> None:
 
 @_composer("portal_link")
 def _portal_link(message: OutboxMessage) -> Email | None:
-    customer = portal.session.get(Customer, message.params["customer_id"])
+    customer = _customer_of(message)
     if customer is None:
         return None
     return render(
         "portal_link",
         _l("Your %(business)s account", business=customer.business.name),
-        business=customer.business,
-        customer=customer,
+        customer,
         link=new_link(customer, "portal_session", return_url=message.params.get("return_url")),
     )
 
@@ -123,7 +133,7 @@ def queue_email_change(customer: Customer, new_email: str) -> None:
 
 @_composer("email_change")
 def _email_change(message: OutboxMessage) -> Email | None:
-    customer = portal.session.get(Customer, message.params["customer_id"])
+    customer = _customer_of(message)
     new_email = message.params["new_email"]
     if customer is None or customer.email == new_email:
         return None
@@ -132,8 +142,7 @@ def _email_change(message: OutboxMessage) -> Email | None:
     return render(
         "email_change",
         _l("Confirm your new email address for %(business)s", business=customer.business.name),
-        business=customer.business,
-        customer=customer,
+        customer,
         new_email=new_email,
         link=new_link(customer, "email_change", new_email=new_email),
         minutes=config_value("LOGIN_LINK_TTL") // 60,
@@ -142,14 +151,13 @@ def _email_change(message: OutboxMessage) -> Email | None:
 
 @_composer("email_change_notice")
 def _email_change_notice(message: OutboxMessage) -> Email | None:
-    customer = portal.session.get(Customer, message.params["customer_id"])
+    customer = _customer_of(message)
     if customer is None:
         return None
     return render(
         "email_change_notice",
         _l("Your %(business)s email address is changing", business=customer.business.name),
-        business=customer.business,
-        customer=customer,
+        customer,
         old_email=message.recipient,
         new_email=message.params["new_email"],
     )
@@ -193,8 +201,7 @@ def _subscription_cancelled(message: OutboxMessage) -> Email | None:
         _l("Your %(name)s subscription ends on %(date)s", name=subscription.name, date=ends_on)
         if at_period_end
         else _l("Your %(name)s subscription is cancelled", name=subscription.name),
-        business=customer.business,
-        customer=customer,
+        customer,
         name=subscription.name,
         at_period_end=at_period_end,
         previous_status=message.params["previous_status"],
@@ -246,8 +253,7 @@ def _renewal(message: OutboxMessage, template: str, subject: Callable[[str], Any
     return render(
         template,
         subject(subscription.name),
-        business=customer.business,
-        customer=customer,
+        customer,
         name=subscription.name,
         renews_on=date(renews_at, locale, "long"),
         price=money(subscription.amount, subscription.currency, locale),
@@ -281,8 +287,7 @@ def _payment_succeeded(message: OutboxMessage) -> Email | None:
     return render(
         "payment_succeeded",
         _l("Payment received: %(amount)s", amount=amount),
-        business=customer.business,
-        customer=customer,
+        customer,
         name=subscription.name if subscription else None,
         amount=amount,
         invoice=payment.invoice,

@@ -8,7 +8,7 @@ from typing import Any
 from flask import Flask
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
-from sqlalchemy import event
+from sqlalchemy import Engine, event
 from sqlalchemy.orm import Session
 
 from . import api, config, emails, i18n, invoices, mail, outbox
@@ -90,7 +90,7 @@ class CustomerPortal:
             db=self.db,
             engine=self._embedded_engine(app),
             provider=self.provider,
-            test_provider=self.test_provider or TestProvider(),
+            test_provider=TestProvider() if self.test_provider is None else self.test_provider,
             invoice_renderer=invoices.make_renderer(self.invoice_renderer),
             mailer=mail.make_mailer(app, self.mailer),
             dispatcher=mail.Dispatcher(app, emails.send_queued) if thread else None,
@@ -105,7 +105,9 @@ class CustomerPortal:
             host_customer=self.host_customer,
         )
         app.extensions[EXTENSION_KEY] = state
-        app.teardown_appcontext(state.remove_session)
+        if self.db is None:
+            # The embedded database's session ends with its app context.
+            app.teardown_appcontext(state.remove_session)
         # Only the portal's own sessions wake the mail thread after a commit.
         for name, listener in (
             ("after_commit", outbox.wake_after_commit),
@@ -120,7 +122,8 @@ class CustomerPortal:
             register_views(app, state, prefix=prefix, staff_decorator=self.staff_decorator)
             app.register_blueprint(api.create_blueprint(state), url_prefix=prefix + "/api/v1")
 
-    def _embedded_engine(self, app: Flask) -> Any:
+    def _embedded_engine(self, app: Flask) -> Engine | None:
+        """The engine of the embedded database, or ``None`` when the portal shares the app's db."""
         if self.db is None:
             return embedded_engine(
                 app,

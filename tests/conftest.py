@@ -3,7 +3,8 @@
 Every test that asks for ``app`` (or ``database_url``) runs twice, once on an
 embedded SQLite file and once on a throw-away PostgreSQL cluster started for
 the session. Both databases are built by the shipped migrations, never by
-``create_all``, so the tests see the schema a merchant gets.
+``create_all``, so the tests see the schema a merchant gets. Plain helpers that
+several test modules share, and no fixture needs, are in :mod:`tests.helpers`.
 """
 
 from __future__ import annotations
@@ -27,12 +28,14 @@ from werkzeug.test import TestResponse
 import flask_customer_portal as portal
 from flask_customer_portal import CustomerPortal, migrate
 from flask_customer_portal.db import Base
+from flask_customer_portal.providers import TestProvider
 
 from .postgres import Cluster, find_bindir
 
 BACKENDS = ("sqlite", "postgresql")
 EXTERNAL_URL = "http://portal.example.com"
-CSRF_INPUT = re.compile(r'name="csrf_token" value="([^"]+)"')
+#: A form's CSRF field, as the portal writes it or as Flask-WTF does (the example store).
+CSRF_INPUT = re.compile(r'name="csrf_token"[^>]* value="([^"]+)"')
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
 
@@ -58,16 +61,8 @@ class IsolatedClient(FlaskClient):
         return response
 
 
-def make_app(
-    database_url: str,
-    instance_path: Path,
-    portal_options: dict[str, Any] | None = None,
-    **config: Any,
-) -> Flask:
-    """Return a bare Flask app with the portal on ``database_url``.
-
-    ``portal_options`` are keyword arguments of :class:`CustomerPortal`.
-    """
+def host_app(database_url: str, instance_path: Path, **config: Any) -> Flask:
+    """Return a bare Flask app configured for the portal on ``database_url``, without it yet."""
     app = Flask("portal_tests", instance_path=str(instance_path))
     app.config.update(
         TESTING=True,
@@ -79,6 +74,20 @@ def make_app(
     )
     app.config.update(config)
     app.test_client_class = IsolatedClient
+    return app
+
+
+def make_app(
+    database_url: str,
+    instance_path: Path,
+    portal_options: dict[str, Any] | None = None,
+    **config: Any,
+) -> Flask:
+    """Return a bare Flask app with the portal on ``database_url``.
+
+    ``portal_options`` are keyword arguments of :class:`CustomerPortal`.
+    """
+    app = host_app(database_url, instance_path, **config)
     CustomerPortal(app, **(portal_options or {}))
     return app
 
@@ -166,6 +175,12 @@ def app(database_url: str, app_factory: Callable[..., Flask]) -> Flask:
 
 
 @pytest.fixture
+def local_mail_app(database_url: str, app_factory: Callable[..., Flask]) -> Flask:
+    """A portal app whose mail stays in memory; a module uses it with ``app = local_mail_app``."""
+    return app_factory(database_url, CUSTOMER_PORTAL_MAIL_BACKEND="local")
+
+
+@pytest.fixture
 def session(app: Flask) -> Session:
     """The portal's session in the test's app context."""
     return app.extensions["customer_portal"].session  # type: ignore[no-any-return]
@@ -205,17 +220,36 @@ def single_use_id(token: str) -> str:
     return value
 
 
-def open_link(client: FlaskClient, url: str) -> TestResponse:
+def open_link(
+    client: FlaskClient, url: str, *, site: str = EXTERNAL_URL, page_status: int = 200
+) -> TestResponse:
     """Open a sign-in link like a person: GET the page, press "Continue" (a POST)."""
-    path = url.removeprefix(EXTERNAL_URL)
+    path = url.removeprefix(site)
     page = client.get(path)
-    assert page.status_code == 200, page.text
+    assert page.status_code == page_status, page.text
     return client.post(path, data={"csrf_token": csrf_token(page.text)})
+
+
+def sign_in_with_link(client: FlaskClient, customer: portal.models.Customer) -> TestResponse:
+    """Open a new dynamic sign-in link of ``customer`` in ``client``; return the answer."""
+    return open_link(client, portal.create_portal_session(customer).url)
 
 
 @pytest.fixture
 def signed_in(client: FlaskClient, customer: portal.models.Customer) -> portal.models.Customer:
     """Sign ``customer`` in through a dynamic link; return the customer."""
-    link = portal.create_portal_session(customer)
-    assert open_link(client, link.url).status_code == 303
+    assert sign_in_with_link(client, customer).status_code == 303
     return customer
+
+
+def provider_of(app: Flask) -> TestProvider:
+    """Return ``app``'s test provider, the payment provider of test mode."""
+    found = app.extensions["customer_portal"].test_provider
+    assert isinstance(found, TestProvider)
+    return found
+
+
+@pytest.fixture
+def provider(app: Flask) -> TestProvider:
+    """The app's test provider: it knows every charge really made."""
+    return provider_of(app)

@@ -18,9 +18,9 @@ from sqlalchemy.orm import Session
 import flask_customer_portal as portal
 from flask_customer_portal import access, links
 from flask_customer_portal import models as m
-from flask_customer_portal.db import Base
 
-from .conftest import EXTERNAL_URL, csrf_token, open_link, single_use_id
+from .conftest import EXTERNAL_URL, csrf_token, open_link, sign_in_with_link, single_use_id
+from .helpers import stored_rows
 
 LOGIN = "/portal/test/login/acme"
 
@@ -142,10 +142,9 @@ def test_tokens_are_stored_only_as_hashes_and_never_logged(
     session_token = client.get_cookie("session")
     assert session_token is not None
     secret = single_use_id(token)
-    for table in Base.metadata.sorted_tables:
-        for row in session.execute(sa.select(table)).all():
-            assert token not in repr(tuple(row)), table.name
-            assert secret not in repr(tuple(row)), table.name
+    for table, row in stored_rows(session):
+        assert token not in row, table
+        assert secret not in row, table
     assert token not in caplog.text and secret not in caplog.text
     stored = session.scalars(sa.select(m.LoginLink.token_hash)).one()
     assert stored == links.hash_token(secret)
@@ -188,7 +187,7 @@ def test_sign_in_starts_a_fresh_session(
     with client.session_transaction() as planted:
         planted["_customer_portal"] = "attacker-chosen"
         planted["planted"] = "yes"
-    open_link(client, portal.create_portal_session(customer).url)
+    sign_in_with_link(client, customer)
     with client.session_transaction() as after:
         assert "planted" not in after
         assert after["_customer_portal"] != "attacker-chosen"
@@ -226,7 +225,7 @@ def test_sessions_end_after_their_lifetime_and_when_idle(
     """T12: absolute and idle time-outs, from the server-side record."""
     start = datetime(2026, 11, 25, 8, 0, tzinfo=UTC)
     with time_machine.travel(start, tick=False):
-        open_link(client, portal.create_portal_session(customer).url)
+        sign_in_with_link(client, customer)
     for hours in range(1, 24):
         with time_machine.travel(start + timedelta(hours=hours), tick=False):
             assert client.get("/portal/").status_code == 200
@@ -234,7 +233,7 @@ def test_sessions_end_after_their_lifetime_and_when_idle(
         assert client.get("/portal/").status_code == 302
 
     with time_machine.travel(start, tick=False):
-        open_link(client, portal.create_portal_session(customer).url)
+        sign_in_with_link(client, customer)
     with time_machine.travel(start + timedelta(hours=1, minutes=59), tick=False):
         assert client.get("/portal/").status_code == 200
     with time_machine.travel(start + timedelta(hours=3, minutes=58), tick=False):
@@ -309,7 +308,7 @@ def test_pages_send_security_headers_and_a_hardened_cookie(
     assert "frame-ancestors 'none'" in csp and "script-src 'self'" in csp
     assert "form-action 'self';" in csp
     assert page.headers["X-Content-Type-Options"] == "nosniff"
-    opened = open_link(client, portal.create_portal_session(customer).url)
+    opened = sign_in_with_link(client, customer)
     cookie = opened.headers["Set-Cookie"]
     assert "HttpOnly" in cookie and "SameSite=Lax" in cookie
 
@@ -475,7 +474,7 @@ def test_signing_in_sends_a_signal(app: Flask, client: FlaskClient, customer: m.
 
     received: list[dict] = []
     with customer_signed_in.connected_to(lambda sender, **kw: received.append(kw), app):
-        open_link(client, portal.create_portal_session(customer).url)
+        sign_in_with_link(client, customer)
     assert [(r["customer"].email, r["method"]) for r in received] == [("ana@example.com", "link")]
 
 
@@ -493,3 +492,24 @@ def test_rotating_the_secret_key_keeps_customers_signed_in(
     late = app.test_client()
     late.set_cookie("session", signed_with_old_key.value)
     assert late.get("/portal/").status_code == 401
+
+
+@pytest.mark.parametrize(
+    ("return_url", "code"),
+    [
+        ("javascript:alert(1)", "not_https"),
+        ("https://evil.example.com/", "origin_not_allowed"),
+        ("https://shop.example.com/\\evil", "invalid_url"),
+    ],
+)
+def test_a_host_session_returns_only_to_an_allowed_origin(
+    customer: m.Customer, session: Session, return_url: str, code: str
+) -> None:
+    """V1: start_session checks its return_url as create_portal_session does; a refused one
+    opens no session."""
+    with pytest.raises(portal.ValidationError) as error:
+        portal.start_session(customer, return_url=return_url)
+    assert (error.value.field, error.value.code) == ("return_url", code)
+    assert session.scalar(sa.select(sa.func.count()).select_from(m.PortalSession)) == 0
+    allowed = portal.start_session(customer, return_url=EXTERNAL_URL + "/account")
+    assert allowed.session.return_url == EXTERNAL_URL + "/account"

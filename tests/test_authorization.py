@@ -15,7 +15,7 @@ from flask.testing import FlaskClient
 import flask_customer_portal as portal
 from flask_customer_portal import models as m
 
-from .conftest import csrf_token, open_link
+from .conftest import csrf_token, open_link, sign_in_with_link
 
 #: Routes any visitor may open: the sign-in pages, static files, the API (its own tests).
 PUBLIC = ("customer_portal.static",)
@@ -82,7 +82,7 @@ def test_nobody_reaches_anybody_elses_objects(app: Flask, client: FlaskClient) -
         make_account(other, "carla@example.com", "Carla", "Elsewhere"),
         make_account(other, "ana@example.com", "Ana Other", "Namesake"),
     ]
-    open_link(client, portal.create_portal_session(mine.customer).url)
+    sign_in_with_link(client, mine.customer)
     token = csrf_token(client.get("/portal/").text)
     walked = set()
     for rule in customer_routes(app):

@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
 import pytest
-import sqlalchemy as sa
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy.orm import Session
@@ -18,7 +15,8 @@ from flask_customer_portal import history
 from flask_customer_portal import models as m
 from flask_customer_portal.db import new_public_id
 
-from .conftest import open_link
+from .conftest import sign_in_with_link
+from .helpers import counting
 
 BILLING = "/portal/billing"
 START = datetime(2026, 1, 1, 9, 0, tzinfo=UTC)
@@ -185,21 +183,6 @@ def test_a_tampered_query_gets_a_clear_400_never_a_500(
     assert page.status_code == 400
     assert "Something was wrong with that request" in page.text
     assert "status to filter by" in page.text or "Start again." in page.text
-
-
-@contextmanager
-def counting(app: Flask) -> Iterator[list[str]]:
-    statements: list[str] = []
-
-    def count(conn, cursor, statement, parameters, context, executemany) -> None:  # type: ignore[no-untyped-def]
-        statements.append(statement)
-
-    engine = app.extensions["customer_portal"].engine
-    sa.event.listen(engine, "before_cursor_execute", count)
-    try:
-        yield statements
-    finally:
-        sa.event.remove(engine, "before_cursor_execute", count)
 
 
 def add_history(session: Session, customer: m.Customer, numbers: range) -> m.Invoice:
@@ -372,7 +355,7 @@ def test_text_saved_by_anyone_renders_escaped(
         status="failed",
         failure_reason=payload,
     )
-    open_link(client, portal.create_portal_session(customer).url)
+    sign_in_with_link(client, customer)
     for url in (BILLING, f"{BILLING}/invoices/{invoice.public_id}"):
         text = client.get(url).text
         assert "<script>alert" not in text and "<img src=x" not in text, url

@@ -20,7 +20,7 @@ from flask_customer_portal.db import Base
 from flask_customer_portal.errors import ValidationError
 from flask_customer_portal.providers import SavedCard
 
-from .conftest import csrf_token, open_link
+from .conftest import csrf_token, sign_in_with_link
 
 #: Luhn-valid numbers, written the ways people paste them (Visa, Amex, Discover, Mastercard).
 CARD_NUMBERS = (
@@ -124,7 +124,7 @@ def ana_on_hold(client: FlaskClient, customer: m.Customer) -> dict[str, str]:
         customer, product="Acme Cloud", plan="Pro", price=2900, currency="USD"
     )
     invoice = portal.record_failed_renewal(subscription, reason="Your card was declined.")
-    open_link(client, portal.create_portal_session(customer).url)
+    sign_in_with_link(client, customer)
     return {
         "business_id": customer.business.public_id,
         "token": "t" * 43,

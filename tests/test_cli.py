@@ -19,7 +19,7 @@ import flask_customer_portal as portal
 from flask_customer_portal import models as m
 from flask_customer_portal import outbox
 
-from .conftest import EXTERNAL_URL, open_link
+from .conftest import EXTERNAL_URL, open_link, sign_in_with_link
 
 API = "/portal/api/v1"
 
@@ -191,7 +191,7 @@ def test_revoke_sessions_signs_the_customer_out_everywhere(
     """T11: the merchant's revoke ends the session on the server."""
     assert "ana@example.com" in client.get("/portal/").text
     other = app.test_client()
-    open_link(other, portal.create_portal_session(signed_in).url)
+    sign_in_with_link(other, signed_in)
 
     result = run(app, "revoke-sessions", "ana@example.com", "--business", "acme")
     assert result.exit_code == 0, result.output

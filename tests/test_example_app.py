@@ -15,11 +15,12 @@ from sqlalchemy import func, select
 
 from example_app import create_app
 from example_app.models import db
-from flask_customer_portal import get_business, local_messages
+from flask_customer_portal import create_portal_session, get_business, local_messages
 from flask_customer_portal.emails import send_queued
 from flask_customer_portal.models import Customer, Invoice, LicenseKey, Subscription
 
-from .conftest import IsolatedClient, csrf_token
+from .conftest import IsolatedClient, csrf_token, open_link
+from .helpers import form_token
 
 PASSWORD = "correct horse battery staple"
 SITE = "http://127.0.0.1:5000"
@@ -95,14 +96,6 @@ def invoice_statuses(email: str) -> list[str]:
     return [invoice.status for invoice in invoices_of(email)]
 
 
-def form_token(client: FlaskClient, path: str) -> str:
-    """Return the CSRF token of the form on the page at ``path``."""
-    page = client.get(path).get_data(as_text=True)
-    match = re.search(r'name="csrf_token"[^>]* value="([^"]+)"', page)
-    assert match is not None, page
-    return match[1]
-
-
 def sign_in(client: FlaskClient, password: str = PASSWORD, **query: str) -> tuple[int, str]:
     response = client.post(
         "/staff/login",
@@ -119,6 +112,16 @@ def sign_in(client: FlaskClient, password: str = PASSWORD, **query: str) -> tupl
 def sign_out(client: FlaskClient) -> int:
     token = form_token(client, "/staff/")
     return client.post("/staff/logout", data={"csrf_token": token}).status_code
+
+
+def sign_in_as(seeded: Flask, client: FlaskClient, email: str) -> str:
+    """Sign the customer with ``email`` in to the portal by a dynamic link; return their id."""
+    with seeded.app_context():
+        found = customer(email)
+        link = create_portal_session(found).url
+        public_id = found.public_id
+    assert open_link(client, link, site=SITE).status_code == 303
+    return public_id
 
 
 def test_ana_has_a_year_of_paid_invoices_and_license_keys(seeded: Flask) -> None:
@@ -254,11 +257,6 @@ def test_sign_out_needs_the_form_token_and_ends_the_staff_session(client: FlaskC
     assert client.get("/staff/").status_code == 302
 
 
-def open_portal_link(client: FlaskClient, url: str) -> int:
-    path = url.removeprefix(SITE)
-    return client.post(path, data={"csrf_token": csrf_token(client.get(path).text)}).status_code
-
-
 def test_the_static_link_mails_a_link_that_opens_the_portal(
     seeded: Flask, client: FlaskClient
 ) -> None:
@@ -273,9 +271,9 @@ def test_the_static_link_mails_a_link_that_opens_the_portal(
     page = client.get("/dev/mail").text
     link = re.search(rf"{SITE}{login}/[\w.-]+", page)
     assert link is not None
-    assert open_portal_link(client, link[0]) == 303
+    assert open_link(client, link[0], site=SITE).status_code == 303
     assert "ana@example.com" in client.get("/portal/").text
-    assert open_portal_link(client, link[0]) == 410
+    assert open_link(client, link[0], site=SITE, page_status=410).status_code == 410
 
 
 def test_share_invite_gives_both_links(seeded: Flask, client: FlaskClient) -> None:
@@ -292,7 +290,7 @@ def test_share_invite_gives_both_links(seeded: Flask, client: FlaskClient) -> No
     dynamic = re.search(rf"{SITE}/portal/test/login/acme/[\w.-]+", generated)
     assert dynamic is not None
     visitor = seeded.test_client()
-    assert open_portal_link(visitor, dynamic[0]) == 303
+    assert open_link(visitor, dynamic[0], site=SITE).status_code == 303
     assert "bruno@example.com" in visitor.get("/portal/").text
 
 
@@ -300,12 +298,7 @@ def test_a_portal_customer_is_no_staff_and_staff_are_no_customers(
     seeded: Flask, client: FlaskClient
 ) -> None:
     """Z3: each login opens only its own side of the store."""
-    with seeded.app_context():
-        from flask_customer_portal import create_portal_session
-
-        link = create_portal_session(customer("ana@example.com")).url
-        public_id = customer("ana@example.com").public_id
-    assert open_portal_link(client, link) == 303
+    public_id = sign_in_as(seeded, client, "ana@example.com")
     assert client.get("/staff/").status_code == 302
     assert client.get(f"/staff/customers/{public_id}").status_code == 302
     invite = f"/portal/staff/test/acme/customers/{public_id}/invite"
@@ -315,16 +308,6 @@ def test_a_portal_customer_is_no_staff_and_staff_are_no_customers(
     sign_in(staff)
     assert staff.get("/staff/").status_code == 200
     assert staff.get("/portal/").status_code == 401
-
-
-def sign_in_as(seeded: Flask, client: FlaskClient, email: str) -> Customer:
-    with seeded.app_context():
-        from flask_customer_portal import create_portal_session
-
-        found = customer(email)
-        link = create_portal_session(found).url
-    assert open_portal_link(client, link) == 303
-    return found
 
 
 def test_ana_sees_twelve_paid_invoices_and_downloads_one(

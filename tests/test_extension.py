@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 from flask import Flask
 
+import flask_customer_portal as portal
 from flask_customer_portal import ConfigurationError, CustomerPortal
+from flask_customer_portal import models as m
 from flask_customer_portal.config import config_value
 
 
@@ -129,3 +133,17 @@ def test_a_safe_production_configuration_starts(tmp_path: Path) -> None:
     app.config.update(PRODUCTION)
     CustomerPortal(app)
     assert app.extensions["customer_portal"]
+
+
+def test_without_the_portals_views_a_link_names_the_view_it_needs(
+    database_url: str, app_factory: Callable[..., Flask]
+) -> None:
+    """register_blueprint=False: links need views under the portal's endpoint names."""
+    app = app_factory(database_url, portal_options={"register_blueprint": False})
+    with app.app_context():
+        business = portal.create_business("Acme Cloud", public_id="acme")
+        customer = portal.upsert_customer(business, "ana@example.com")
+        with pytest.raises(ConfigurationError, match="'customer_portal.test_open_link'"):
+            portal.create_portal_session(customer)
+        session = app.extensions["customer_portal"].session
+        assert session.scalar(sa.select(sa.func.count()).select_from(m.LoginLink)) == 0

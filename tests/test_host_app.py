@@ -8,10 +8,11 @@ from pathlib import Path
 import sqlalchemy as sa
 from flask import Flask
 from flask_sqlalchemy import SQLAlchemy
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
 import flask_customer_portal as portal
 from flask_customer_portal import models as m
+from flask_customer_portal import outbox
 
 
 def create_host_app(database_url: str, instance_path: Path) -> tuple[Flask, SQLAlchemy]:
@@ -71,3 +72,33 @@ def test_the_portal_lives_beside_the_hosts_tables(empty_database_url: str, tmp_p
     engine.dispose()
     if empty_database_url.startswith("sqlite"):
         assert os.path.exists(empty_database_url.removeprefix("sqlite:///"))
+
+
+def test_the_portal_keeps_its_hands_off_the_host(empty_database_url: str, tmp_path: Path) -> None:
+    """No hook of the portal's runs on the host's own requests, no listener of its on every
+    SQLAlchemy session of the process, and the host's cookie settings stay the host's."""
+    app, db = create_host_app(empty_database_url, tmp_path)
+    app_wide = [
+        function
+        for registry in (
+            app.before_request_funcs,
+            app.after_request_funcs,
+            app.teardown_request_funcs,
+            app.teardown_appcontext_funcs,
+            app.url_value_preprocessors,
+            app.url_default_functions,
+            app.template_context_processors,
+        )
+        for function in (registry.get(None, []) if isinstance(registry, dict) else registry)
+        if function.__module__.startswith("flask_customer_portal")
+    ]
+    assert app_wide == []
+    for event, listener in (
+        ("after_commit", outbox.wake_after_commit),
+        ("after_rollback", outbox.forget_after_rollback),
+    ):
+        assert not sa.event.contains(Session, event, listener)
+        assert not sa.event.contains(sessionmaker(), event, listener)
+        # The session the portal writes through (the host's here) is the one it listens to.
+        assert sa.event.contains(db.session, event, listener)
+    assert app.config["SESSION_COOKIE_SECURE"] is False

@@ -20,7 +20,8 @@ import flask_customer_portal as portal
 from flask_customer_portal import ConfigurationError, formatting, signals
 from flask_customer_portal import models as m
 
-from .conftest import open_link
+from .conftest import sign_in_with_link
+from .helpers import pdf_text, shown
 
 ISSUED = datetime(2026, 3, 1, 10, 0, tzinfo=UTC)
 LINES = [
@@ -50,17 +51,6 @@ def paid_invoice(customer: m.Customer) -> m.Invoice:
 
 def pdf_url(invoice: m.Invoice) -> str:
     return f"/portal/billing/invoices/{invoice.public_id}.pdf"
-
-
-def pdf_text(document: bytes) -> str:
-    """The PDF's text; a no-break space (Babel puts them in money) reads as a space."""
-    assert document.startswith(b"%PDF-")
-    pages = PdfReader(io.BytesIO(document)).pages
-    return "\n".join(page.extract_text() for page in pages).replace("\xa0", " ")
-
-
-def shown(value: str) -> str:
-    return value.replace("\xa0", " ")
 
 
 def test_the_pdf_holds_the_number_dates_totals_and_parties_in_the_customers_locale(
@@ -240,7 +230,7 @@ def test_a_merchant_can_replace_the_renderer(
         customer = portal.upsert_customer(business, "ana@example.com")
         invoice = portal.issue_invoice(customer, LINES, currency="EUR")
         client = app.test_client()
-        open_link(client, portal.create_portal_session(customer).url)
+        sign_in_with_link(client, customer)
         response = client.get(pdf_url(invoice))
     assert response.status_code == 200
     # The page's locale: the business's default, as the portal's nearest language.

@@ -32,7 +32,8 @@ from flask_customer_portal.proxies import session as db_session
 from flask_customer_portal.proxies import unit_of_work
 
 from . import smtp
-from .conftest import EXTERNAL_URL, csrf_token, open_link, single_use_id
+from .conftest import EXTERNAL_URL, open_link, single_use_id
+from .helpers import counting, form_token
 from .smtp import HOST, SilentServer, SMTPServer, link_in, text_part, wait_until
 
 smtp_server = smtp.smtp_server  # the fixture: a running aiosmtpd on 127.0.0.1
@@ -73,13 +74,6 @@ def app(
         **mail_settings,
     }
     return app_factory(database_url, **settings)
-
-
-def form_token(client: FlaskClient, path: str) -> str:
-    """GET the page at ``path`` and return its form's CSRF token."""
-    page = client.get(path)
-    assert page.status_code == 200, page.status
-    return csrf_token(page.text)
 
 
 def ask_for_link(client: FlaskClient, email: str, path: str = LOGIN_PAGE) -> TestResponse:
@@ -522,26 +516,18 @@ def test_known_unknown_and_other_business_emails_get_the_same_answer(
     bolt = portal.create_business("Bolt Hosting", public_id="bolt")
     portal.upsert_customer(bolt, "bo@example.com", name="Bo")
     token = form_token(client, LOGIN_PAGE)
-    statements: list[str] = []
 
-    def count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        statements.append(statement)
-
-    def post(email: str) -> tuple[TestResponse, list[str]]:
+    def post(email: str, statements: list[str]) -> tuple[TestResponse, list[str]]:
         statements.clear()
         response = client.post(LOGIN_PAGE, data={"email": email, "csrf_token": token})
         return response, list(statements)
 
-    engine = app.extensions["customer_portal"].engine
-    event.listen(engine, "before_cursor_execute", count)
-    try:
-        post("warm-up@example.com")
+    with counting(app) as statements:
+        post("warm-up@example.com", statements)
         answers = {
-            email: post(email)
+            email: post(email, statements)
             for email in ("ana@example.com", "nobody@example.com", "bo@example.com")
         }
-    finally:
-        event.remove(engine, "before_cursor_execute", count)
 
     (known, known_sql), *others = answers.values()
     assert known.status_code == 200
@@ -561,3 +547,45 @@ def headers_but_date_and_cookies(response: TestResponse) -> list[tuple[str, str]
     return sorted(
         (name, value) for name, value in response.headers if name not in ("Date", "Set-Cookie")
     )
+
+
+# -- A mailer of the host's own ------------------------------------------------------
+
+
+class RecordingMailer:
+    """A host's own mail service: it keeps what it is asked to deliver."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, portal.Email]] = []
+
+    def send(self, recipient: str, email: portal.Email) -> None:
+        self.sent.append((recipient, email))
+
+
+def test_a_mailer_of_the_hosts_own_delivers_the_portals_mail(
+    database_url: str, app_factory: Callable[..., Flask]
+) -> None:
+    """CustomerPortal(mailer=...): the host's service gets each rendered message, once."""
+    mailer = RecordingMailer()
+    app = app_factory(database_url, portal_options={"mailer": mailer})
+    with app.app_context():
+        business = portal.create_business("Acme Cloud", public_id="acme")
+        customer = portal.upsert_customer(business, "ana@example.com", name="Ana Souza")
+        portal.create_portal_session(customer, send_email=True)
+        assert emails.send_queued() == (1, 0)
+        assert emails.send_queued() == (0, 0)
+    ((recipient, email),) = mailer.sent
+    assert recipient == "ana@example.com"
+    assert email.subject == "Your Acme Cloud account"
+    assert "Hello Ana Souza," in email.text and "Hello Ana Souza," in email.html
+    assert re.search(re.escape(EXTERNAL_URL) + r"/portal/test/login/acme/[\w.-]+", email.text)
+
+
+def test_a_mailer_is_checked_at_start_up(
+    database_url: str, app_factory: Callable[..., Flask]
+) -> None:
+    """A class is built once; anything without send(recipient, email) is refused at once."""
+    app = app_factory(database_url, portal_options={"mailer": RecordingMailer})
+    assert isinstance(app.extensions["customer_portal"].mailer, RecordingMailer)
+    with pytest.raises(portal.ConfigurationError, match=r"send\(recipient, email\)"):
+        app_factory(database_url, portal_options={"mailer": object()})

@@ -7,7 +7,6 @@ card and challenge pages, with their CSRF tokens (P1, P3, P4, T12, Z1, C1).
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -25,28 +24,14 @@ from flask_customer_portal import models as m
 from flask_customer_portal.db import utcnow
 from flask_customer_portal.providers.test import TestProvider
 
-from .conftest import EXTERNAL_URL, csrf_token, open_link
-
-DECLINED = "4000 0000 0000 0002"
-GOOD = "4242 4242 4242 4242"
-AUTHENTICATE = "4000 0027 6000 3184"
-ALWAYS_FAILS = "4000 0000 0000 0341"
+from .conftest import EXTERNAL_URL, csrf_token, local_mail_app, sign_in_with_link
+from .helpers import AUTHENTICATE, CHARGE_FAILS, DECLINED, SUCCEEDS, enter_card
 
 CHECKED = re.compile(r'name="payment_method" value="(pm_\w+)" checked')
 KEY = re.compile(r'name="idempotency_key" value="([\w-]+)"')
 
 
-@pytest.fixture
-def app(database_url: str, app_factory: Callable[..., Flask]) -> Flask:
-    """A portal app whose mail stays in memory, so tests read what was sent."""
-    return app_factory(database_url, CUSTOMER_PORTAL_MAIL_BACKEND="local")
-
-
-@pytest.fixture
-def provider(app: Flask) -> TestProvider:
-    """The app's test provider: it knows every charge really made."""
-    test_provider: TestProvider = app.extensions["customer_portal"].test_provider
-    return test_provider
+app = local_mail_app  # mail stays in memory, so tests read what was sent
 
 
 @pytest.fixture
@@ -72,7 +57,7 @@ def on_hold(bruno: m.Customer) -> m.Subscription:
 
 @pytest.fixture
 def bruno_signed_in(client: FlaskClient, bruno: m.Customer, on_hold: m.Subscription) -> m.Customer:
-    assert open_link(client, portal.create_portal_session(bruno).url).status_code == 303
+    assert sign_in_with_link(client, bruno).status_code == 303
     return bruno
 
 
@@ -103,16 +88,8 @@ def add_card(client: FlaskClient, subscription: m.Subscription, number: str) -> 
     assert to_provider.status_code == 303
     card_page_path = local(to_provider.location)
     assert card_page_path.startswith("/portal/test-provider/setup/")
-    card_page = client.get(card_page_path)
-    assert "Test payment page" in card_page.text and "4242 4242 4242 4242" in card_page.text
-    saved = client.post(
-        card_page_path,
-        data={
-            "csrf_token": csrf_token(card_page.text),
-            "number": number,
-            "expiry": "12/34",
-            "cvc": "123",
-        },
+    saved = enter_card(
+        client, card_page_path, number, shows=("Test payment page", "4242 4242 4242 4242")
     )
     assert saved.status_code == 303
     back = client.get(local(saved.location))
@@ -181,7 +158,7 @@ def test_bruno_is_declined_then_pays_and_is_active_again(
     assert on_hold.status == "on_hold" and on_hold.payment_method_id is None
     assert succeeded(provider) == 0 and len(provider.charges) == 1
 
-    response = confirm(client, on_hold, add_card(client, on_hold, GOOD).text)
+    response = confirm(client, on_hold, add_card(client, on_hold, SUCCEEDS).text)
     assert response.status_code == 303
     assert re.fullmatch(r"/portal/payments/py_\w+", response.location)
     confirmation = client.get(response.location)
@@ -287,7 +264,7 @@ def test_failing_the_challenge_leaves_the_plan_on_hold(
     assert on_hold.status == "on_hold"
     assert succeeded(provider) == 0
     # The retry is a new attempt (a new key from a fresh form), with another card.
-    retried = confirm(client, on_hold, add_card(client, on_hold, GOOD).text)
+    retried = confirm(client, on_hold, add_card(client, on_hold, SUCCEEDS).text)
     assert retried.status_code == 303 and "Payment received" in client.get(retried.location).text
     assert succeeded(provider) == 1
 
@@ -302,13 +279,13 @@ def test_an_active_plan_only_switches_cards(
     """An active subscription: choosing another saved card changes the method, charges nothing."""
     page = client.get(edit_path(subscription))
     assert "unpaid" not in page.text and "No payment method yet." in page.text
-    first = confirm(client, subscription, add_card(client, subscription, GOOD).text)
+    first = confirm(client, subscription, add_card(client, subscription, SUCCEEDS).text)
     assert first.status_code == 303 and first.location == "/portal/subscriptions"
     listing = client.get(first.location)
     assert "Acme Cloud Pro will now be charged to Visa ending in 4242." in listing.text
     assert "Payment method: Visa ending in 4242" in listing.text
 
-    add_card(client, subscription, ALWAYS_FAILS)
+    add_card(client, subscription, CHARGE_FAILS)
     page = client.get(edit_path(subscription)).text
     # The current card stays checked; choose the other saved one.
     cards = re.findall(r'name="payment_method" value="(pm_\w+)"', page)
@@ -338,7 +315,7 @@ def test_a_double_submit_charges_once(
 ) -> None:
     """P3: the same form sent twice (a double click, a reload) is one charge; a second tab
     confirming after the first paid changes the card only."""
-    page = add_card(client, on_hold, GOOD).text
+    page = add_card(client, on_hold, SUCCEEDS).text
     second_tab = client.get(edit_path(on_hold)).text
     first, again = confirm(client, on_hold, page), confirm(client, on_hold, page)
     assert first.status_code == again.status_code == 303
@@ -360,7 +337,7 @@ def test_an_unknown_outcome_is_settled_on_return_with_the_same_key(
 ) -> None:
     """P4: the provider charges, then crashes; the page says the payment is being confirmed,
     and "Check again" learns the outcome from the provider: no second charge."""
-    page = add_card(client, on_hold, GOOD).text
+    page = add_card(client, on_hold, SUCCEEDS).text
     provider.fail_after_charge = "crash"
     response = confirm(client, on_hold, page)
     assert response.status_code == 303
@@ -387,7 +364,7 @@ def test_sensitive_posts_need_a_recent_sign_in(
 ) -> None:
     """T12: 16 minutes after sign-in, adding a card and confirming are refused with a way to
     sign in again; nothing is charged or changed."""
-    page = add_card(client, on_hold, GOOD).text
+    page = add_card(client, on_hold, SUCCEEDS).text
     with time_machine.travel(utcnow() + timedelta(minutes=16), tick=False):
         shown = client.get(edit_path(on_hold))
         assert shown.status_code == 200 and "Confirm changes" not in shown.text
@@ -427,7 +404,7 @@ def test_nobody_reaches_another_customers_payment_pages(
     brunos_card = card.one().public_id
 
     ana = app.test_client()
-    open_link(ana, portal.create_portal_session(customer).url)
+    sign_in_with_link(ana, customer)
     own = ana.get(edit_path(subscription)).text
     token = csrf_token(own)
     theirs = edit_path(on_hold)
@@ -461,7 +438,7 @@ def test_payment_posts_without_csrf_are_refused(
     on_hold: m.Subscription,
 ) -> None:
     """C1: without the form's CSRF token, nothing is added, changed or charged."""
-    page = add_card(client, on_hold, GOOD).text
+    page = add_card(client, on_hold, SUCCEEDS).text
     form = {"idempotency_key": found(KEY, page), "payment_method": found(CHECKED, page)}
     assert client.post(edit_path(on_hold), data=form).status_code == 400
     assert client.post(edit_path(on_hold), data={**form, "csrf_token": "forged"}).status_code == 400
@@ -478,7 +455,7 @@ def test_an_ended_subscription_has_no_payment_method_to_change(
     subscription: m.Subscription,
 ) -> None:
     """An ended plan: the page says so and offers no form; a POST changes and charges nothing."""
-    add_card(client, subscription, GOOD)
+    add_card(client, subscription, SUCCEEDS)
     page = client.get(edit_path(subscription)).text
     portal.cancel_subscription(subscription, at_period_end=False)
     shown = client.get(edit_path(subscription))

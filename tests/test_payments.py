@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 import time_machine
-from flask import Flask, current_app
+from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import event
 from sqlalchemy.orm import Session
@@ -23,16 +23,22 @@ from sqlalchemy.orm import Session
 import flask_customer_portal as portal
 from flask_customer_portal import cards, emails, payments, settlement, signals
 from flask_customer_portal import models as m
-from flask_customer_portal.db import Base
 from flask_customer_portal.providers import ProviderError, SavedCard, TestProvider
 from flask_customer_portal.subscriptions import add_interval
 
-from .conftest import EXTERNAL_URL, csrf_token
-
-SUCCEEDS = "4242 4242 4242 4242"
-DECLINED = "4000 0000 0000 0002"
-AUTHENTICATE = "4000 0027 6000 3184"
-RETURN_URL = EXTERNAL_URL + "/portal/payments/{payment_id}/return"
+from .conftest import EXTERNAL_URL, csrf_token, local_mail_app
+from .helpers import (
+    AUTHENTICATE,
+    DECLINED,
+    PAYMENT_RETURN_URL,
+    SUCCEEDS,
+    Received,
+    add_card,
+    outbox_kinds,
+    put_on_hold,
+    record_signals,
+    stored_rows,
+)
 
 SIGNALS = {
     "payment_method_updated": signals.payment_method_updated,
@@ -42,71 +48,20 @@ SIGNALS = {
 }
 
 
-@pytest.fixture
-def app(database_url: str, app_factory: Callable[..., Flask]) -> Flask:
-    """A portal app whose mail stays in memory, so tests read what was sent."""
-    return app_factory(database_url, CUSTOMER_PORTAL_MAIL_BACKEND="local")
+app = local_mail_app  # mail stays in memory, so tests read what was sent
 
 
 @pytest.fixture
-def provider(app: Flask) -> TestProvider:
-    """The app's test provider: the provider of test mode."""
-    return provider_of(app)
-
-
-def provider_of(app: Flask) -> TestProvider:
-    found = app.extensions["customer_portal"].test_provider
-    assert isinstance(found, TestProvider)
-    return found
-
-
-@pytest.fixture
-def received(app: Flask) -> Iterator[list[tuple[str, dict[str, Any]]]]:
+def received(app: Flask) -> Iterator[Received]:
     """Every payment signal the app sends, as (name, keyword arguments by public id)."""
-    seen: list[tuple[str, dict[str, Any]]] = []
-
-    def receiver(name: str) -> Callable[..., None]:
-        def receive(sender: Flask, **kwargs: Any) -> None:
-            assert sender is app
-            seen.append((name, {k: getattr(v, "public_id", v) for k, v in kwargs.items()}))
-
-        return receive
-
-    receivers = {name: receiver(name) for name in SIGNALS}
-    for name, signal in SIGNALS.items():
-        signal.connect(receivers[name], app)
-    yield seen
-    for name, signal in SIGNALS.items():
-        signal.disconnect(receivers[name], app)
-
-
-def add_card(customer: m.Customer, number: str) -> m.PaymentMethod:
-    """Add a test card the way a customer does: the provider's page, then back to the portal."""
-    url = cards.begin_card_setup(customer, return_url=EXTERNAL_URL + "/back")
-    assert url.startswith(EXTERNAL_URL + "/portal/test-provider/setup/")
-    setup_id = url.rsplit("/", 1)[1]
-    provider = provider_of(current_app._get_current_object())  # type: ignore[attr-defined]
-    back = provider.save_card(setup_id, number=number, expiry="12/34", cvc="123")
-    assert back == f"{EXTERNAL_URL}/back?setup_id={setup_id}"
-    return cards.finish_card_setup(customer, {"setup_id": setup_id})
-
-
-def put_on_hold(subscription: m.Subscription, renewals: int = 1) -> list[m.Invoice]:
-    """Fail ``renewals`` renewals in a row: the subscription is on hold with that many invoices."""
-    return [
-        portal.record_failed_renewal(subscription, reason="Card declined at renewal")
-        for _ in range(renewals)
-    ]
+    with record_signals(app, SIGNALS) as seen:
+        yield seen
 
 
 def pay(subscription: m.Subscription, card: m.PaymentMethod, key: str) -> settlement.PaymentOutcome:
     return payments.change_payment_method(
-        subscription, card, idempotency_key=key, return_url=RETURN_URL
+        subscription, card, idempotency_key=key, return_url=PAYMENT_RETURN_URL
     )
-
-
-def outbox(session: Session) -> list[str]:
-    return list(session.scalars(sa.select(m.OutboxMessage.kind).order_by(m.OutboxMessage.id)))
 
 
 def state(session: Session, subscription: m.Subscription) -> dict[str, Any]:
@@ -126,7 +81,7 @@ def state(session: Session, subscription: m.Subscription) -> dict[str, Any]:
         "payment_method_id": subscription.payment_method_id,
         "invoices": [(i.number, i.status, i.total) for i in invoices],
         "attempts": [(p.status, p.amount, p.idempotency_key) for p in attempts],
-        "outbox": outbox(session),
+        "outbox": outbox_kinds(session),
     }
 
 
@@ -138,7 +93,7 @@ def test_reactivation_charges_the_dues_once(
     customer: m.Customer,
     subscription: m.Subscription,
     provider: TestProvider,
-    received: list[tuple[str, dict[str, Any]]],
+    received: Received,
 ) -> None:
     """P3, P5, P2: one charge of exactly the dues; one paid invoice replaces the dues invoices."""
     old = put_on_hold(subscription, renewals=2)
@@ -152,7 +107,9 @@ def test_reactivation_charges_the_dues_once(
     charge = provider.charges["key-1"]
     assert (charge.amount, charge.currency, charge.status) == (5800, "USD", "succeeded")
     assert charge.customer_ref == customer.public_id and charge.token == card.provider_token
-    assert charge.return_url == RETURN_URL.replace("{payment_id}", outcome.payment.public_id)
+    assert charge.return_url == PAYMENT_RETURN_URL.replace(
+        "{payment_id}", outcome.payment.public_id
+    )
 
     session.expire_all()
     payment, invoice = outcome.payment, outcome.invoice
@@ -175,7 +132,7 @@ def test_reactivation_charges_the_dues_once(
     assert subscription.current_period_end == add_interval(start, "month")
     assert subscription.next_billing_at == subscription.current_period_end
 
-    assert outbox(session) == ["payment_succeeded", "subscription_reactivated"]
+    assert outbox_kinds(session) == ["payment_succeeded", "subscription_reactivated"]
     assert [name for name, _ in received] == [
         "payment_succeeded",
         "payment_method_updated",
@@ -212,7 +169,7 @@ def test_failed_payment_keeps_it_on_hold_and_a_new_key_retries(
     customer: m.Customer,
     subscription: m.Subscription,
     provider: TestProvider,
-    received: list[tuple[str, dict[str, Any]]],
+    received: Received,
     number: str,
     reason: str,
 ) -> None:
@@ -252,7 +209,7 @@ def test_active_subscription_only_changes_its_method(
     customer: m.Customer,
     subscription: m.Subscription,
     provider: TestProvider,
-    received: list[tuple[str, dict[str, Any]]],
+    received: Received,
 ) -> None:
     """An active subscription is never charged for a change of card."""
     first, second = add_card(customer, SUCCEEDS), add_card(customer, DECLINED)
@@ -351,7 +308,7 @@ def test_double_submit_with_the_same_key_charges_once(
     first = pay(subscription, card, "key-1")
     again = pay(subscription, card, "key-1")
     direct = payments.reactivate_subscription(
-        subscription, card, idempotency_key="key-1", return_url=RETURN_URL
+        subscription, card, idempotency_key="key-1", return_url=PAYMENT_RETURN_URL
     )
 
     assert first.payment is not None and again.payment is not None and direct.payment is not None
@@ -386,7 +343,7 @@ def test_unknown_outcome_is_settled_with_the_same_key(
     customer: m.Customer,
     subscription: m.Subscription,
     provider: TestProvider,
-    received: list[tuple[str, dict[str, Any]]],
+    received: Received,
     caplog: pytest.LogCaptureFixture,
     failure: Any,
     settle: str,
@@ -496,7 +453,7 @@ def test_a_fault_while_recording_success_leaves_nothing_half_done(
     customer: m.Customer,
     subscription: m.Subscription,
     provider: TestProvider,
-    received: list[tuple[str, dict[str, Any]]],
+    received: Received,
     caplog: pytest.LogCaptureFixture,
     fault: Callable[[Flask], tuple[Any, str, Callable[..., None]]],
 ) -> None:
@@ -544,7 +501,7 @@ def test_a_cancelled_subscription_is_never_charged(
         pay(subscription, card, "key-1")
     with pytest.raises(portal.InvalidTransition):
         payments.reactivate_subscription(
-            subscription, card, idempotency_key="key-2", return_url=RETURN_URL
+            subscription, card, idempotency_key="key-2", return_url=PAYMENT_RETURN_URL
         )
 
     assert provider.charge_count == 0
@@ -688,9 +645,7 @@ def test_no_column_or_log_line_holds_a_card_number(
             pay(subscription, add_card(customer, number), f"key-{n}")
 
     session.expire_all()
-    dump = []
-    for table in Base.metadata.sorted_tables:
-        dump.extend(repr(tuple(row)) for row in session.execute(sa.select(table)))
+    dump = [row for _, row in stored_rows(session)]
     text = "\n".join(dump) + caplog.text
     for number in numbers:
         digits = number.replace(" ", "")

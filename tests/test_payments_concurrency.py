@@ -14,7 +14,8 @@ from flask_customer_portal import models as m
 from flask_customer_portal import payments, signals
 from flask_customer_portal.providers import TestProvider
 
-from .test_payments import RETURN_URL, SUCCEEDS, add_card, provider_of, put_on_hold
+from .conftest import provider_of
+from .helpers import PAYMENT_RETURN_URL, SUCCEEDS, add_card, outbox_kinds, put_on_hold
 
 THREADS = 10
 
@@ -38,7 +39,7 @@ def post_at_once(app: Flask, subscription_id: int, card_id: int, keys: list[str]
             barrier.wait()
             try:
                 outcome = payments.change_payment_method(
-                    subscription, card, idempotency_key=keys[index], return_url=RETURN_URL
+                    subscription, card, idempotency_key=keys[index], return_url=PAYMENT_RETURN_URL
                 )
                 results[index] = outcome.status
             except Exception as error:  # reported below with the others
@@ -102,5 +103,4 @@ def test_ten_concurrent_confirmations_charge_once(
     assert reactivations == [subscription.public_id]
     paid = session.scalars(sa.select(m.Invoice).filter_by(status="paid")).all()
     assert [invoice.total for invoice in paid] == [5800]
-    kinds = session.scalars(sa.select(m.OutboxMessage.kind).order_by(m.OutboxMessage.id))
-    assert list(kinds) == ["payment_succeeded", "subscription_reactivated"]
+    assert outbox_kinds(session) == ["payment_succeeded", "subscription_reactivated"]

@@ -33,14 +33,22 @@ from flask_customer_portal import payments, settlement
 from flask_customer_portal.models import IN_FLIGHT
 from flask_customer_portal.providers import TestProvider
 
-from .test_payments import AUTHENTICATE, DECLINED, RETURN_URL, SUCCEEDS, add_card, provider_of
+from .conftest import provider_of
+from .helpers import (
+    AUTHENTICATE,
+    CHARGE_FAILS,
+    DECLINED,
+    PAYMENT_RETURN_URL,
+    SUCCEEDS,
+    add_card,
+)
 
 #: The test cards, by what a charge to them does.
 CARDS = {
     "succeeds": SUCCEEDS,
     "declined": DECLINED,
     "authenticate": AUTHENTICATE,
-    "charge_fails": "4000 0000 0000 0341",
+    "charge_fails": CHARGE_FAILS,
 }
 #: What a charge to each card answers at once.
 ANSWERS = {
@@ -115,7 +123,7 @@ class PaymentsMachine(RuleBasedStateMachine):
                 self.subscription,
                 method,
                 idempotency_key=f"{self.customer.public_id}-{next(self.keys)}",
-                return_url=RETURN_URL,
+                return_url=PAYMENT_RETURN_URL,
             )
         except portal.ValidationError:
             assert status == "cancelled"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -19,17 +19,16 @@ import flask_customer_portal as portal
 from flask_customer_portal import emails, outbox, signals
 from flask_customer_portal import models as m
 
-from .conftest import EXTERNAL_URL, csrf_token, open_link
+from .conftest import EXTERNAL_URL, csrf_token, local_mail_app, open_link, sign_in_with_link
+from .helpers import Received, form_token, record_signals, signalled
 
 PROFILE = "/portal/profile"
+LOGIN = "/portal/test/login/acme"
 NEW = "ana.new@example.com"
 CONFIRM_LINK = re.compile(re.escape(EXTERNAL_URL) + r"(/portal/test/profile/email/acme/[\w.-]+)")
 
 
-@pytest.fixture
-def app(database_url: str, app_factory: Callable[..., Flask]) -> Flask:
-    """The portal app, keeping sent mail in memory (replaces conftest's ``app``)."""
-    return app_factory(database_url, CUSTOMER_PORTAL_MAIL_BACKEND="local")
+app = local_mail_app  # keeps sent mail in memory (replaces conftest's ``app``)
 
 
 def post_profile(client: FlaskClient, **fields: str) -> TestResponse:
@@ -43,11 +42,6 @@ def shown_value(page: str, name: str) -> str:
     match = re.search(rf'<input id="cp-{name}" [^>]*value="([^"]*)"', page)
     assert match, f"no {name} field"
     return match[1]
-
-
-def form_token(browser: FlaskClient) -> str:
-    """Return a valid CSRF token for ``browser`` (from the login page's form)."""
-    return csrf_token(browser.get("/portal/test/login/acme").text)
 
 
 def sent_mail() -> dict[str, dict[str, Any]]:
@@ -64,22 +58,10 @@ def confirm_path(message: dict[str, Any]) -> str:
 
 
 @pytest.fixture
-def received(app: Flask) -> Iterator[dict[str, list[dict[str, Any]]]]:
-    """What the profile signals sent, by signal name (the customer as its public id)."""
-    seen: dict[str, list[dict[str, Any]]] = {"profile_updated": [], "email_changed": []}
-
-    def on_update(sender: Flask, **kwargs: Any) -> None:
-        assert sender is app
-        seen["profile_updated"].append({**kwargs, "customer": kwargs["customer"].public_id})
-
-    def on_email(sender: Flask, **kwargs: Any) -> None:
-        assert sender is app
-        seen["email_changed"].append({**kwargs, "customer": kwargs["customer"].public_id})
-
-    with (
-        signals.profile_updated.connected_to(on_update, app),
-        signals.email_changed.connected_to(on_email, app),
-    ):
+def received(app: Flask) -> Iterator[Received]:
+    """What the profile signals sent, as (name, keyword arguments by public id)."""
+    named = {"profile_updated": signals.profile_updated, "email_changed": signals.email_changed}
+    with record_signals(app, named) as seen:
         yield seen
 
 
@@ -100,7 +82,7 @@ def test_name_and_phone_change_and_the_phone_is_stored_in_e164(
     client: FlaskClient,
     signed_in: m.Customer,
     session: Session,
-    received: dict[str, list[dict[str, Any]]],
+    received: Received,
 ) -> None:
     """Save → 303 back with "Saved"; ``profile_updated`` names only what changed."""
     response = post_profile(client, name="Ana Maria Souza", phone="+55 (11) 98765-4321")
@@ -111,21 +93,21 @@ def test_name_and_phone_change_and_the_phone_is_stored_in_e164(
     page = client.get(response.headers["Location"]).text
     assert "Saved." in page and 'value="+55 11 98765-4321"' in page
 
-    (event,) = received["profile_updated"]
+    (event,) = signalled(received, "profile_updated")
     assert event["customer"] == signed_in.public_id
     assert event["changes"] == {
         "name": ("Ana Souza", "Ana Maria Souza"),
         "phone": (None, "+5511987654321"),
     }
     assert post_profile(client).status_code == 303
-    assert len(received["profile_updated"]) == 1, "no signal when nothing changed"
+    assert len(signalled(received, "profile_updated")) == 1, "no signal when nothing changed"
 
 
 def test_an_invalid_phone_saves_nothing_and_says_so_next_to_the_field(
     client: FlaskClient,
     signed_in: m.Customer,
     session: Session,
-    received: dict[str, list[dict[str, Any]]],
+    received: Received,
 ) -> None:
     """A bad field is described next to it; the valid name in the same form is not saved."""
     response = post_profile(client, name="Ana Maria", phone="12345")
@@ -136,7 +118,7 @@ def test_an_invalid_phone_saves_nothing_and_says_so_next_to_the_field(
     assert 'value="Ana Maria"' in response.text, "what was typed stays in the form"
     session.refresh(signed_in)
     assert (signed_in.name, signed_in.phone) == ("Ana Souza", None)
-    assert received["profile_updated"] == []
+    assert signalled(received, "profile_updated") == []
 
 
 def test_only_the_profile_fields_can_change(
@@ -190,7 +172,7 @@ def test_a_new_email_is_confirmed_from_the_new_address(
     client: FlaskClient,
     signed_in: m.Customer,
     session: Session,
-    received: dict[str, list[dict[str, Any]]],
+    received: Received,
 ) -> None:
     """Z2, T5, T6, T7, T11: the new address gets a link, the old one a notice; confirming
     changes the email, revokes outstanding sign-in links and ends every other session."""
@@ -229,18 +211,18 @@ def test_a_new_email_is_confirmed_from_the_new_address(
     assert NEW in phone.get(confirmed.headers["Location"]).text, "this browser is signed in"
     assert client.get(PROFILE).status_code == 302, "the other session ended (T11)"
     assert client.get(outstanding.url.removeprefix(EXTERNAL_URL)).status_code == 410, "T5"
-    (event,) = received["email_changed"]
+    (event,) = signalled(received, "email_changed")
     assert (event["customer"], event["old_email"], event["new_email"]) == (
         signed_in.public_id,
         "ana@example.com",
         NEW,
     )
-    assert received["profile_updated"] == [], "the email is not a profile update"
+    assert signalled(received, "profile_updated") == [], "the email is not a profile update"
 
     again = phone.get(path)
     assert again.status_code == 410
     assert "expired or was already used" in again.text
-    reused = phone.post(path, data={"csrf_token": form_token(phone)})
+    reused = phone.post(path, data={"csrf_token": form_token(phone, LOGIN)})
     assert reused.status_code == 410 and "expired or was already used" in reused.text
 
 
@@ -259,7 +241,9 @@ def test_an_email_change_link_is_bound_to_its_business_mode_and_purpose(
         f"/portal/test/login/acme/{token}",
     ):
         assert browser.get(wrong).status_code == 410, wrong
-        assert browser.post(wrong, data={"csrf_token": form_token(browser)}).status_code == 410
+        assert (
+            browser.post(wrong, data={"csrf_token": form_token(browser, LOGIN)}).status_code == 410
+        )
     session.refresh(signed_in)
     assert signed_in.email == "ana@example.com"
     assert open_link(browser, EXTERNAL_URL + path).status_code == 303
@@ -293,13 +277,15 @@ def test_an_expired_confirmation_link_is_refused(
     """T4, T12: the link lives LOGIN_LINK_TTL (30 minutes) from when it is mailed."""
     start = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
     with time_machine.travel(start, tick=False):
-        open_link(client, portal.create_portal_session(customer).url)
+        sign_in_with_link(client, customer)
         assert post_profile(client, email=NEW).status_code == 303
         path = confirm_path(sent_mail()[NEW])
     browser = app.test_client()
     with time_machine.travel(start + timedelta(minutes=30, seconds=1), tick=False):
         assert browser.get(path).status_code == 410
-        assert browser.post(path, data={"csrf_token": form_token(browser)}).status_code == 410
+        assert (
+            browser.post(path, data={"csrf_token": form_token(browser, LOGIN)}).status_code == 410
+        )
     session.refresh(customer)
     assert customer.email == "ana@example.com"
 
@@ -344,7 +330,7 @@ def test_an_email_change_needs_a_recent_sign_in(
     nothing in the form is saved and no mail is queued."""
     start = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
     with time_machine.travel(start, tick=False):
-        open_link(client, portal.create_portal_session(customer).url)
+        sign_in_with_link(client, customer)
     with time_machine.travel(start + timedelta(minutes=16), tick=False):
         response = post_profile(client, email=NEW, name="Ana S.")
     assert response.status_code == 400

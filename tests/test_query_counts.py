@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -15,22 +13,9 @@ from sqlalchemy.orm import Session
 import flask_customer_portal as portal
 from flask_customer_portal import models as m
 
+from .helpers import counting
+
 PAGES = ("/portal/", "/portal/billing", "/portal/subscriptions", "/portal/license-keys")
-
-
-@contextmanager
-def counting(app: Flask) -> Iterator[list[str]]:
-    statements: list[str] = []
-    engine = app.extensions["customer_portal"].engine
-
-    def count(conn, cursor, statement, parameters, context, executemany) -> None:
-        statements.append(statement)
-
-    sa.event.listen(engine, "before_cursor_execute", count)
-    try:
-        yield statements
-    finally:
-        sa.event.remove(engine, "before_cursor_execute", count)
 
 
 def add_invoices(session: Session, subscription: m.Subscription, count: int, start: int) -> None:

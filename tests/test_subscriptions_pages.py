@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
 import pytest
-import sqlalchemy as sa
 import time_machine
 from flask import Flask
 from flask.testing import FlaskClient
@@ -18,40 +17,21 @@ from flask_customer_portal import emails, signals
 from flask_customer_portal import models as m
 from flask_customer_portal.cancellation import end_due_cancellations
 
-from .conftest import csrf_token, open_link
+from .conftest import csrf_token, local_mail_app, sign_in_with_link
+from .helpers import Received, counting, outbox_kinds, record_signals
 
 PAGE = "/portal/subscriptions"
 
-
-@pytest.fixture
-def app(database_url: str, app_factory: Callable[..., Flask]) -> Flask:
-    """A portal app whose mail stays in memory, so tests read what was sent."""
-    return app_factory(database_url, CUSTOMER_PORTAL_MAIL_BACKEND="local")
+app = local_mail_app  # mail stays in memory, so tests read what was sent
 
 
 @pytest.fixture
-def received(app: Flask) -> Iterator[list[tuple[str, dict[str, Any]]]]:
-    """Every cancellation signal the app sends, as (name, keyword arguments)."""
-    seen: list[tuple[str, dict[str, Any]]] = []
-
-    def on_cancelled(sender: Flask, **kwargs: Any) -> None:
-        assert sender is app
-        seen.append(("cancelled", _ids(kwargs)))
-
-    def on_undone(sender: Flask, **kwargs: Any) -> None:
-        assert sender is app
-        seen.append(("undone", _ids(kwargs)))
-
-    with (
-        signals.subscription_cancelled.connected_to(on_cancelled, app),
-        signals.cancellation_undone.connected_to(on_undone, app),
-    ):
+def received(app: Flask) -> Iterator[Received]:
+    """Every cancellation signal the app sends, as (name, keyword arguments by public id)."""
+    # The request's objects live in its own session: they are compared by public id.
+    named = {"cancelled": signals.subscription_cancelled, "undone": signals.cancellation_undone}
+    with record_signals(app, named) as seen:
         yield seen
-
-
-def _ids(kwargs: dict[str, Any]) -> dict[str, Any]:
-    # The request's objects live in its own session: compare them by public id.
-    return {key: getattr(value, "public_id", value) for key, value in kwargs.items()}
 
 
 def cancel_url(subscription: m.Subscription) -> str:
@@ -72,10 +52,6 @@ def post_cancel(client: FlaskClient, subscription: m.Subscription, when: str) ->
 def post_undo(client: FlaskClient, subscription: m.Subscription) -> Any:
     page = client.get(PAGE)
     return client.post(undo_url(subscription), data={"csrf_token": csrf_token(page.text)})
-
-
-def outbox(session: Session) -> list[str]:
-    return list(session.scalars(sa.select(m.OutboxMessage.kind).order_by(m.OutboxMessage.id)))
 
 
 def sent_text() -> str:
@@ -100,7 +76,7 @@ def test_cancel_at_period_end_then_undo(
     session: Session,
     signed_in: m.Customer,
     subscription: m.Subscription,
-    received: list[tuple[str, dict[str, Any]]],
+    received: Received,
 ) -> None:
     """P2, C1: both steps are CSRF-protected POSTs; the plan stays active until its end."""
     listing = client.get(PAGE)
@@ -117,7 +93,7 @@ def test_cancel_at_period_end_then_undo(
     assert cancelled_at is not None
     listing = client.get(PAGE)
     assert "Cancels on" in listing.text and "You can undo this until then" in listing.text
-    assert outbox(session) == ["subscription_cancelled"]
+    assert outbox_kinds(session) == ["subscription_cancelled"]
     text = sent_text()
     assert "It ends on" in text and "you won't be charged again" in text
     ids = {"customer": signed_in.public_id, "subscription": subscription.public_id}
@@ -130,7 +106,7 @@ def test_cancel_at_period_end_then_undo(
     assert next_billing == subscription.current_period_end
     listing = client.get(PAGE)
     assert "Cancels on" not in listing.text and "will continue" in listing.text
-    assert outbox(session) == ["subscription_cancelled", "cancellation_undone"]
+    assert outbox_kinds(session) == ["subscription_cancelled", "cancellation_undone"]
     assert "subscription continues" in sent_text()
     assert received[1:] == [("undone", ids)]
 
@@ -140,7 +116,7 @@ def test_cancel_now_ends_it_and_moves_it_to_the_past(
     session: Session,
     signed_in: m.Customer,
     subscription: m.Subscription,
-    received: list[tuple[str, dict[str, Any]]],
+    received: Received,
 ) -> None:
     """P2: one conditional transition to cancelled; the mail says no refund."""
     response = post_cancel(client, subscription, "now")
@@ -178,7 +154,7 @@ def test_only_the_ways_the_business_offers(
     before = row_state(session, subscription)
     response = post_cancel(client, subscription, refused)
     assert response.status_code == 400 and "is not offered" in response.text
-    assert row_state(session, subscription) == before and outbox(session) == []
+    assert row_state(session, subscription) == before and outbox_kinds(session) == []
     assert post_cancel(client, subscription, "sometime").status_code == 400
     assert post_cancel(client, subscription, offered).status_code == 303
 
@@ -204,7 +180,7 @@ def test_someone_elses_subscription_is_not_found(
         for url in (cancel_url(plan), undo_url(plan)):
             assert client.post(url, data={"csrf_token": token, "when": "now"}).status_code == 404
         assert row_state(session, plan) == before
-    assert outbox(session) == []
+    assert outbox_kinds(session) == []
 
 
 def test_get_changes_nothing_and_a_post_needs_its_csrf_token(
@@ -216,7 +192,7 @@ def test_get_changes_nothing_and_a_post_needs_its_csrf_token(
         assert client.get(url).status_code == 200
     assert client.post(cancel_url(subscription), data={"when": "now"}).status_code == 400
     assert client.post(undo_url(subscription)).status_code == 400
-    assert row_state(session, subscription) == before and outbox(session) == []
+    assert row_state(session, subscription) == before and outbox_kinds(session) == []
 
 
 def test_an_ended_subscription_cannot_be_cancelled_again(
@@ -233,7 +209,7 @@ def test_an_ended_subscription_cannot_be_cancelled_again(
     response = client.post(undo_url(subscription), data={"csrf_token": token})
     assert response.status_code == 400 and "no cancellation to undo" in response.text
     assert row_state(session, subscription) == before
-    assert outbox(session) == ["subscription_cancelled"]
+    assert outbox_kinds(session) == ["subscription_cancelled"]
 
 
 def test_cancelling_a_plan_on_hold_voids_its_dues(
@@ -273,7 +249,7 @@ def test_scheduled_cancellations_end_with_their_period(
     with time_machine.travel(ends - timedelta(seconds=1), tick=False):
         assert end_due_cancellations() == 0
     with time_machine.travel(ends + timedelta(seconds=1), tick=False):
-        assert open_link(client, portal.create_portal_session(customer).url).status_code == 303
+        assert sign_in_with_link(client, customer).status_code == 303
         response = post_undo(client, subscription)
         assert response.status_code == 400 and "period has ended" in response.text
         assert end_due_cancellations() == 1
@@ -290,17 +266,11 @@ def test_the_page_costs_the_same_queries_however_long_the_history(
     subscription: m.Subscription,
 ) -> None:
     """The subscriptions page issues a fixed number of SQL statements."""
-    engine = app.extensions["customer_portal"].engine
     portal.record_failed_renewal(subscription, reason="card declined")
 
     def statements() -> int:
-        seen: list[str] = []
-        listener = lambda *args: seen.append(args[2])  # noqa: E731
-        sa.event.listen(engine, "before_cursor_execute", listener)
-        try:
+        with counting(app) as seen:
             assert client.get(PAGE).status_code == 200
-        finally:
-            sa.event.remove(engine, "before_cursor_execute", listener)
         return len(seen)
 
     few = statements()

@@ -8,13 +8,10 @@ from collections.abc import Callable
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-import sqlalchemy as sa
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy.orm import Session
-from werkzeug.test import TestResponse
 
-from flask_customer_portal.db import Base
 from flask_customer_portal.errors import ConfigurationError
 from flask_customer_portal.models import Customer
 from flask_customer_portal.providers import (
@@ -26,32 +23,12 @@ from flask_customer_portal.providers import (
 )
 from flask_customer_portal.proxies import provider_for
 
-from .conftest import EXTERNAL_URL, csrf_token
+from .conftest import EXTERNAL_URL, csrf_token, provider_of
+from .helpers import enter_card, stored_rows
 
 RETURN_URL = f"{EXTERNAL_URL}/portal/subscriptions/sub_1/payment-method/card-added"
 CHALLENGE_RETURN = f"{EXTERNAL_URL}/portal/payments/pay_1/return"
 NUMBER_INPUT = re.compile(r'<input [^>]*name="number"[^>]*value="([^"]*)"')
-
-
-def provider_of(app: Flask) -> TestProvider:
-    provider = app.extensions["customer_portal"].test_provider
-    assert isinstance(provider, TestProvider)
-    return provider
-
-
-def enter_card(
-    client: FlaskClient,
-    page_url: str,
-    number: str,
-    *,
-    expiry: str = "12/34",
-    cvc: str = "123",
-) -> TestResponse:
-    """Open the card page like a person and submit a card."""
-    page = client.get(page_url)
-    assert page.status_code == 200
-    form = {"csrf_token": csrf_token(page.text), "number": number, "expiry": expiry, "cvc": cvc}
-    return client.post(page_url, data=form)
 
 
 def finish_setup(app: Flask, client: FlaskClient, number: str, customer_ref: str) -> str:
@@ -424,11 +401,7 @@ def test_no_card_number_is_kept_or_logged(
     cookies = cookie.decoded_value if cookie else ""
     kept = repr(vars(provider))
     session.expire_all()
-    stored = []
-    for table in Base.metadata.sorted_tables:
-        for row in session.execute(sa.select(table)):
-            stored.append(repr(tuple(row)))
-    everything = "".join(stored)
+    everything = "".join(row for _, row in stored_rows(session))
     for number in numbers:
         for text in (logged, cookies, kept, everything):
             assert number not in text

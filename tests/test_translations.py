@@ -7,8 +7,6 @@ business's default; money and dates follow the same locale.
 
 from __future__ import annotations
 
-import io
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -20,15 +18,15 @@ from babel.messages.mofile import read_mo
 from babel.messages.pofile import read_po
 from flask import Flask, render_template_string
 from flask.testing import FlaskClient
-from flask_babel import Babel, get_locale
-from pypdf import PdfReader
+from flask_babel import Babel, force_locale, get_locale
 from sqlalchemy.orm import Session
 
 import flask_customer_portal as portal
-from flask_customer_portal import CustomerPortal, emails
+from flask_customer_portal import CustomerPortal, emails, payments
 from flask_customer_portal import models as m
 
-from .conftest import EXTERNAL_URL, IsolatedClient, csrf_token, open_link
+from .conftest import csrf_token, host_app, local_mail_app, provider_of, sign_in_with_link
+from .helpers import PAYMENT_RETURN_URL, SUCCEEDS, add_card, pdf_text, shown
 
 ROOT = Path(__file__).parent.parent
 PACKAGE = ROOT / "flask_customer_portal"
@@ -39,19 +37,11 @@ PORTUGUESE = {"Accept-Language": "pt-BR,pt;q=0.9"}
 SPANISH = {"Accept-Language": "es"}
 
 
-@pytest.fixture
-def app(database_url: str, app_factory: Callable[..., Flask]) -> Flask:
-    """The portal app, keeping sent mail on a local page to read it."""
-    return app_factory(database_url, CUSTOMER_PORTAL_MAIL_BACKEND="local")
+app = local_mail_app  # keeps sent mail on a local page to read it
 
 
 def catalogue(locale: str) -> Path:
     return TRANSLATIONS / locale / "LC_MESSAGES" / "customer_portal.po"
-
-
-def shown(text: str) -> str:
-    """Text as a reader sees it: Babel puts no-break spaces in money."""
-    return text.replace("\xa0", " ")
 
 
 def extracted_ids() -> set[str]:
@@ -125,7 +115,7 @@ def test_pages_outside_the_portal_keep_the_default_locale(
 ) -> None:
     """The portal's choice applies to its own pages only; the host's get BABEL_DEFAULT_LOCALE."""
     app.add_url_rule("/host", "host", lambda: str(get_locale()))
-    open_link(client, portal.create_portal_session(customer).url)
+    sign_in_with_link(client, customer)
     assert client.get("/host", headers=SPANISH).text == "en"
     assert page_language(client, **SPANISH) == "es"
 
@@ -262,11 +252,6 @@ def test_a_cancellation_mail_in_spanish_names_the_period_and_money_in_spanish(
     assert undone["subject"] == "Tu suscripción Acme Cloud Pro continúa"
 
 
-def pdf_text(document: bytes) -> str:
-    pages = PdfReader(io.BytesIO(document)).pages
-    return shown("\n".join(page.extract_text() for page in pages))
-
-
 @pytest.mark.parametrize(
     ("locale", "words"),
     [
@@ -302,15 +287,7 @@ def test_the_pdf_labels_follow_the_locale(
 def test_a_host_with_its_own_babel_keeps_it(database_url: str, tmp_path: Path) -> None:
     """Registered first, the host's Flask-Babel stays the host's: its selector rules its pages
     and its templates keep their own gettext, while the portal's pages follow the customer."""
-    app = Flask("host_with_babel", instance_path=str(tmp_path))
-    app.config.update(
-        TESTING=True,
-        SECRET_KEY="test-secret",
-        CUSTOMER_PORTAL_DATABASE_URI=database_url,
-        CUSTOMER_PORTAL_EXTERNAL_URL=EXTERNAL_URL,
-        CUSTOMER_PORTAL_MAIL_DISPATCH="manual",
-    )
-    app.test_client_class = IsolatedClient
+    app = host_app(database_url, tmp_path)
     host_babel = Babel(app, locale_selector=lambda: "es")
     CustomerPortal(app)
     app.add_url_rule(
@@ -325,7 +302,37 @@ def test_a_host_with_its_own_babel_keeps_it(database_url: str, tmp_path: Path) -
             assert client.get("/host").text == "Sign out|es", "the host's selector and gettext"
             assert '<html lang="en"' in client.get(LOGIN).text, "the business's default"
             assert '<html lang="pt-BR"' in client.get(LOGIN, headers=PORTUGUESE).text
-            open_link(client, portal.create_portal_session(customer).url)
+            sign_in_with_link(client, customer)
             assert '<html lang="pt-BR"' in client.get("/portal/").text
     finally:
         app.extensions["customer_portal"].engine.dispose()
+
+
+def test_invoice_text_is_written_in_the_customers_language_whoever_reads_the_page(
+    app: Flask, business: m.Business, customer: m.Customer
+) -> None:
+    """Documents are written once: the lines the portal writes for a failed renewal and for
+    paying the dues, and the charge's description, are in the customer's language (here their
+    business's), never in the language of the page that happened to cause them."""
+    portal.update_business(business, default_locale="pt_BR")
+    subscription = portal.start_subscription(
+        customer,
+        product="Acme Cloud",
+        plan="Pro",
+        price=2900,
+        currency="EUR",
+        start=datetime(2026, 10, 5, 9, tzinfo=UTC),
+    )
+    with force_locale("es"):  # a page read in Spanish
+        renewal = portal.record_failed_renewal(subscription, reason="Your card was declined.")
+        card = add_card(customer, SUCCEEDS)
+        outcome = payments.change_payment_method(
+            subscription, card, idempotency_key="key-1", return_url=PAYMENT_RETURN_URL
+        )
+    (line,) = renewal.lines
+    assert line.description == "Acme Cloud Pro (5 de nov. de 2026 – 5 de dez. de 2026)"
+    assert outcome.status == "succeeded" and outcome.invoice is not None
+    (paid,) = outcome.invoice.lines
+    assert paid.description == f"Fatura {renewal.number}: {line.description}"
+    charge = provider_of(app).charges["key-1"]
+    assert charge.description == f"Acme Cloud Acme Cloud Pro: fatura {outcome.invoice.number}"

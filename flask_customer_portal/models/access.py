@@ -17,7 +17,7 @@ SIGN_IN_PURPOSES = ("email_login", "portal_session")
 
 
 class LoginLink(Base):
-    """A single-use sign-in link. Only the SHA-256 of its token is kept."""
+    """A single-use link. Only the SHA-256 of the random id its signed token carries is kept."""
 
     __tablename__ = "portal_login_links"
     __table_args__ = (
