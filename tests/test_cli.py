@@ -103,7 +103,7 @@ def test_revoke_api_key_makes_the_key_fail(
 def test_invite_prints_a_static_and_a_dynamic_link(
     app: Flask, client: FlaskClient, customer: m.Customer
 ) -> None:
-    """SPEC 2.4: both links work; the customer id is the one the HTTP API takes."""
+    """Share invite: both links work; the customer id is the one the HTTP API takes."""
     result = run(app, "invite", "Ana@Example.com", "--business", "acme", "--json")
     assert result.exit_code == 0, result.output
     invite = json.loads(result.output)

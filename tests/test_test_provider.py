@@ -1,4 +1,4 @@
-"""The test provider: its card page, its challenge page, and its charges (SPEC section 5)."""
+"""The test provider: its card page, its challenge page, and its charges."""
 
 from __future__ import annotations
 
@@ -237,7 +237,7 @@ def test_card_page_needs_the_csrf_token(app: Flask, client: FlaskClient) -> None
 def test_each_test_card_decides_the_charge(
     app: Flask, client: FlaskClient, number: str, status: str, reason: str | None
 ) -> None:
-    """SPEC section 5: every test card saves, and its charges end as the table says."""
+    """Every test card saves, and its charges end as the test provider's table says."""
     provider = provider_of(app)
     card = add_card(app, client, number)
     assert card.last4 == number[-4:]
