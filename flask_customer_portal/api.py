@@ -25,7 +25,6 @@ import time
 from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, request
-from flask.blueprints import BlueprintSetupState
 from flask_limiter.util import get_remote_address
 from werkzeug.datastructures import WWWAuthenticate
 from werkzeug.exceptions import (
@@ -33,12 +32,10 @@ from werkzeug.exceptions import (
     HTTPException,
     MethodNotAllowed,
     NotFound,
-    RequestEntityTooLarge,
     Unauthorized,
     UnsupportedMediaType,
 )
 from werkzeug.http import HTTP_STATUS_CODES
-from werkzeug.routing import PathConverter
 
 from . import access, links
 from .config import config_value
@@ -48,6 +45,13 @@ from .models import ApiKey, Customer
 from .openapi import CUSTOMER_ID, MAX_BODY, SESSION_PARAMETERS, document
 from .proxies import portal
 from .state import PortalState
+from .views.guard import (
+    METHODS,
+    add_any_path_converter,
+    cap_body,
+    methods_elsewhere,
+    strict_transport_security,
+)
 
 NAME = "customer_portal_api"
 
@@ -57,7 +61,6 @@ UNAUTHORIZED = (
     "Create one with 'flask portal create-api-key'."
 )
 _QUERY_BOOLEANS = {"true": True, "1": True, "false": False, "0": False}
-_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 
 
 class InvalidRequest(BadRequest):
@@ -68,25 +71,23 @@ class InvalidRequest(BadRequest):
         self.errors = errors
 
 
-class _AnyPath(PathConverter):
-    # Werkzeug's path converter stops at a newline; a %0A in a path must still
-    # land on the catch-all below (and get a JSON 404), not on the host's 404 page.
-    regex = "[^/](?s:.*?)"
-
-
-def _add_converter(setup: BlueprintSetupState) -> None:
-    setup.app.url_map.converters.setdefault("portal_any_path", _AnyPath)
-
-
 def create_blueprint(state: PortalState) -> Blueprint:
     """Build the API blueprint for one app, with that app's rate limiter (T9)."""
     blueprint = Blueprint(NAME, __name__)
-    blueprint.record_once(_add_converter)
+    blueprint.record_once(add_any_path_converter)
     per_key = state.limiter.limit(lambda: config_value("API_RATE_LIMIT"), key_func=_rate_limit_key)
+    # A guessed key has a bucket of its own above: the failures of a client IP are
+    # counted together, and once over the limit its every request is refused, so
+    # a 401 never again tells a wrong key from a right one.
+    failures_per_ip = state.limiter.limit(
+        lambda: config_value("API_AUTH_FAILURE_RATE_LIMIT"),
+        key_func=lambda: "api-auth-failure:" + get_remote_address(),
+        deduct_when=lambda response: response.status_code == 401,
+    )
     blueprint.add_url_rule(
         "/customers/<customer_id>/customer-portal/session",
         "create_session",
-        per_key(create_session),
+        per_key(failures_per_ip(create_session)),
         methods=["POST"],
         provide_automatic_options=False,
     )
@@ -95,7 +96,7 @@ def create_blueprint(state: PortalState) -> Blueprint:
     )
     # Routing errors (an unknown path, a wrong method) never reach a blueprint's
     # error handler; these catch-all rules bring them home, so they are JSON too.
-    every = [*_METHODS, "OPTIONS"]
+    every = [*METHODS, "OPTIONS"]
     blueprint.add_url_rule(
         "/", "unrouted", unrouted, defaults={"path": ""}, strict_slashes=False, methods=every
     )
@@ -139,21 +140,20 @@ def create_session(customer_id: str) -> Response:
 def openapi_document() -> Response:
     """Serve the OpenAPI description of this API."""
     base = config_value("EXTERNAL_URL") or ""
-    return jsonify(document(base + config_value("URL_PREFIX") + "/api/v1"))
+    # What access.check_return_url allows; tests/test_api_fuzz.py holds the two together.
+    origins = [origin for origin in (base, *config_value("RETURN_URL_ORIGINS")) if origin]
+    return jsonify(
+        document(
+            base + config_value("URL_PREFIX") + "/api/v1",
+            return_url_origins=origins,
+            loopback=current_app.debug or current_app.testing,
+        )
+    )
 
 
 def unrouted(path: str) -> Response:
     """Answer a path or method the API does not have: 405 if another method fits, else 404."""
-    adapter = current_app.create_url_adapter(request)
-    assert adapter is not None
-    allowed = []
-    for method in _METHODS:
-        try:
-            endpoint, _ = adapter.match(method=method)
-        except HTTPException:
-            continue
-        if endpoint != request.endpoint:
-            allowed.append(method)
+    allowed = methods_elsewhere()
     if allowed:
         raise MethodNotAllowed(allowed, "This method is not allowed here.")
     raise NotFound("There is no such endpoint in this API.")
@@ -240,18 +240,14 @@ def _rate_limit_key() -> str:
 
 
 def _cap_body() -> None:
-    # V1: a body is read only up to MAX_BODY bytes; a chunked one is cut off there too.
-    limit = request.max_content_length
-    request.max_content_length = min(limit, MAX_BODY) if limit else MAX_BODY
-    if (request.content_length or 0) > request.max_content_length:
-        raise RequestEntityTooLarge(f"The body may be at most {MAX_BODY // 1024} KiB.")
+    cap_body(MAX_BODY, f"The body may be at most {MAX_BODY // 1024} KiB.")
 
 
 def _no_store(response: Response) -> Response:
     # Answers hold sign-in links: no cache may keep them.
     response.headers["Cache-Control"] = "no-store"
     response.headers.setdefault("X-Content-Type-Options", "nosniff")
-    return response
+    return strict_transport_security(response)
 
 
 # -- Errors --------------------------------------------------------------------------

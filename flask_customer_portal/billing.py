@@ -158,9 +158,11 @@ def record_refund(
         )
     reason = v.text("reason", reason, max_length=500, required=False)
     provider_reference = v.text(
-        "provider_reference", provider_reference, max_length=255, required=False
+        "provider_reference", provider_reference, max_length=255, identifier=True, required=False
     )
-    idempotency_key = v.text("idempotency_key", idempotency_key, max_length=255, required=False)
+    idempotency_key = v.text(
+        "idempotency_key", idempotency_key, max_length=255, identifier=True, required=False
+    )
     when = v.aware("at", at, required=False) or utcnow()
     with unit_of_work() as session:
         if idempotency_key is not None:
@@ -367,10 +369,18 @@ def _payment_fields(
         "currency": v.currency("currency", values["currency"]),
         "status": status,
         "provider_reference": v.text(
-            "provider_reference", values["provider_reference"], max_length=255, required=False
+            "provider_reference",
+            values["provider_reference"],
+            max_length=255,
+            identifier=True,
+            required=False,
         ),
         "idempotency_key": v.text(
-            "idempotency_key", values["idempotency_key"], max_length=255, required=False
+            "idempotency_key",
+            values["idempotency_key"],
+            max_length=255,
+            identifier=True,
+            required=False,
         ),
         "failure_reason": v.text(
             "failure_reason", values["failure_reason"], max_length=500, required=False

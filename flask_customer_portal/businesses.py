@@ -13,8 +13,9 @@ from .errors import ValidationError
 from .models import Business
 from .proxies import portal, unit_of_work
 
-_PUBLIC_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{1,39}$")
-_COLOR = re.compile(r"^#[0-9a-fA-F]{6}$")
+_PUBLIC_ID = re.compile(r"[a-z0-9][a-z0-9_-]{1,39}")
+_COLOR = re.compile(r"#[0-9a-fA-F]{6}")
+_INVOICE_PREFIX = re.compile(r"[A-Za-z0-9-]{1,12}")
 _LOGO_MAGIC = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff")
 MAX_LOGO_BYTES = 512 * 1024
 
@@ -53,13 +54,13 @@ def create_business(
     fields.setdefault("default_locale", config_value("DEFAULT_LOCALE"))
     _check_cancel_options(fields)
     if public_id is not None:
-        if not isinstance(public_id, str) or not _PUBLIC_ID.match(public_id):
+        if not isinstance(public_id, str) or not _PUBLIC_ID.fullmatch(public_id):
             raise ValidationError(
                 "public_id", "invalid_public_id", "use 2-40 lower-case letters, digits, '-' or '_'"
             )
         fields["public_id"] = public_id
     prefix = invoice_prefix or re.sub(r"[^A-Z0-9]", "", fields["name"].upper())[:6] or "INV"
-    if not re.match(r"^[A-Za-z0-9-]{1,12}$", prefix):
+    if not isinstance(prefix, str) or not _INVOICE_PREFIX.fullmatch(prefix):
         raise ValidationError(
             "invoice_prefix", "invalid_invoice_prefix", "use 1-12 letters, digits or '-'"
         )
@@ -108,13 +109,19 @@ def _clean(values: dict[str, Any], *, partial: bool = False) -> dict[str, Any]:
         fields["name"] = v.required_text("name", values.get("name"), max_length=200)
     if values.get("support_email") is not None:
         fields["support_email"] = v.email("support_email", values["support_email"])
-    for key, limit in (("address", 1000), ("tax_id", 64)):
-        if key in values:
-            fields[key] = v.text(key, values[key], max_length=limit, required=False)
-    if values.get("brand_color") is not None:
-        if not isinstance(values["brand_color"], str) or not _COLOR.match(values["brand_color"]):
+    if "address" in values:
+        fields["address"] = v.text(
+            "address", values["address"], max_length=1000, required=False, multiline=True
+        )
+    if "tax_id" in values:
+        fields["tax_id"] = v.text(
+            "tax_id", values["tax_id"], max_length=64, identifier=True, required=False
+        )
+    color = values.get("brand_color")
+    if color is not None:
+        if not isinstance(color, str) or not _COLOR.fullmatch(color):
             raise ValidationError("brand_color", "invalid_color", "must be a colour like #1a73e8")
-        fields["brand_color"] = values["brand_color"].lower()
+        fields["brand_color"] = color.lower()
     if values.get("logo") is not None:
         fields["logo"] = _logo(values["logo"])
     for key in ("cancel_at_period_end", "cancel_now"):

@@ -17,6 +17,7 @@ from .db import utcnow
 from .errors import ValidationError
 from .models import CURRENT_STATUSES, Subscription
 from .proxies import unit_of_work, update_rows
+from .settlement import close_attempts
 from .subscriptions import change, transition
 
 #: The ways of cancelling: at the end of the paid period, or at once.
@@ -57,7 +58,8 @@ def cancel_subscription(subscription: Subscription, *, at_period_end: bool) -> S
     Now: the subscription becomes ``cancelled`` with ``cancelled_at`` and
     ``ended_at`` now, and its open invoices (the dues of an on-hold plan, the
     first invoice of a pending one) are voided, so nothing is shown as owed
-    for a plan that has ended. Nothing is refunded.
+    for a plan that has ended, and a payment of them still waiting for the
+    customer's bank is closed at the provider. Nothing is refunded.
 
     Sends :data:`~.signals.subscription_cancelled`.
 
@@ -113,6 +115,9 @@ def cancel_subscription(subscription: Subscription, *, at_period_end: bool) -> S
         subscription=subscription,
         at_period_end=at_period_end,
     )
+    if previous_status == "on_hold":
+        # A payment of its dues may be waiting for the customer's bank: close it.
+        close_attempts(subscription)
     return subscription
 
 

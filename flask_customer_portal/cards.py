@@ -105,17 +105,26 @@ def begin_card_setup(customer: Customer, *, return_url: str) -> str:
     )
 
 
+def added_card(customer: Customer, params: Mapping[str, str]) -> SavedCard:
+    """Return the card ``customer`` just added on the provider's page; nothing is written.
+
+    :param params: what the provider sent the customer back with.
+    :raises ValidationError: the parameters name no finished setup of this
+        customer (code ``"card_setup_not_found"``).
+    """
+    provider = provider_for(customer.mode)
+    try:
+        return provider.complete_card_setup(customer_ref=customer.public_id, params=params)
+    except (ValueError, ProviderError):
+        raise ValidationError(
+            "setup_id", "card_setup_not_found", "names no card setup this customer finished"
+        ) from None
+
+
 def finish_card_setup(customer: Customer, params: Mapping[str, str]) -> PaymentMethod:
     """Save the card ``customer`` just added on the provider's page; commit; return it.
 
     :raises ValidationError: the parameters name no finished setup of this
         customer (code ``"card_setup_not_found"``).
     """
-    provider = provider_for(customer.mode)
-    try:
-        card = provider.complete_card_setup(customer_ref=customer.public_id, params=params)
-    except (ValueError, ProviderError):
-        raise ValidationError(
-            "setup_id", "card_setup_not_found", "names no card setup this customer finished"
-        ) from None
-    return save_card(customer, card)
+    return save_card(customer, added_card(customer, params))

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
+import signal
+import threading
 from datetime import timedelta
 from typing import Any
 
 import click
+from flask import current_app
 from flask.cli import with_appcontext
 
-from . import access, cancellation, emails, migrate, settlement
+from . import access, cancellation, emails, migrate, retention, settlement
 from .businesses import get_business
 from .config import config_value
 from .customers import find_customer
@@ -175,13 +178,47 @@ def revoke_sessions(email: str, business_id: str, mode: str | None) -> None:
 
 
 @portal_cli.command("send-mail")
+@click.option(
+    "--loop",
+    is_flag=True,
+    help="Keep sending as mail comes due, until stopped (SIGTERM or Ctrl+C): a mail worker.",
+)
+@click.option(
+    "--interval",
+    default=5.0,
+    show_default=True,
+    type=click.FloatRange(min=0.1),
+    help="With --loop: seconds to wait when nothing is due.",
+)
 @with_appcontext
-def send_mail() -> None:
-    """Send the queued mail that is due, once (run it from cron with MAIL_DISPATCH "manual")."""
-    sent, failed = emails.send_queued()
-    click.echo(f"Sent {sent} message{'s' if sent != 1 else ''}; {failed} failed.")
-    if failed:
-        click.echo("Failed messages are retried later; see the log for the reasons.")
+def send_mail(loop: bool, interval: float) -> None:
+    """Send the queued mail that is due (with MAIL_DISPATCH "manual"): once, or as a worker.
+
+    Several workers may run at once, on one machine or several: each message
+    is claimed by one of them and sent once.
+    """
+    if not loop:
+        sent, failed = emails.send_queued()
+        click.echo(f"Sent {sent} message{'s' if sent != 1 else ''}; {failed} failed.")
+        if failed:
+            click.echo("Failed messages are retried later; see the log for the reasons.")
+        return
+    stopping = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stopping.set())
+    click.echo("Sending queued mail as it comes due; stop with SIGTERM or Ctrl+C.")
+    while not stopping.is_set():
+        try:
+            sent, failed = emails.send_queued()
+        except Exception:  # the database went away a moment: keep the worker alive
+            portal.session.rollback()
+            current_app.logger.exception("sending queued mail failed; trying again")
+            sent = failed = 0
+        if sent or failed:
+            click.echo(f"Sent {sent} message{'s' if sent != 1 else ''}; {failed} failed.")
+        else:
+            stopping.wait(interval)
+    click.echo("Stopped.")
 
 
 @portal_cli.command("end-cancellations")
@@ -211,3 +248,15 @@ def reconcile(older_than: int) -> None:
     settled = settlement.reconcile(older_than=timedelta(seconds=older_than))
     _send_now()
     click.echo(f"Settled {settled} payment attempt{'s' if settled != 1 else ''}.")
+
+
+@portal_cli.command("purge")
+@with_appcontext
+def purge() -> None:
+    """Delete links, sessions and sent mail that ended over RETENTION_DAYS ago (cron)."""
+    purged = retention.purge()
+    days = config_value("RETENTION_DAYS")
+    click.echo(f"Deleted what ended more than {days} days ago:")
+    click.echo(f"  used or expired links:     {purged.links}")
+    click.echo(f"  ended portal sessions:     {purged.sessions}")
+    click.echo(f"  sent or dropped messages:  {purged.messages}")

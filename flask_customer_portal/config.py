@@ -8,7 +8,9 @@ here, so a typo in the code fails at once instead of reading ``None``.
 from __future__ import annotations
 
 import difflib
+import importlib
 import re
+from collections.abc import Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -19,6 +21,27 @@ from .errors import ConfigurationError
 from .models import MODES
 
 PREFIX = "CUSTOMER_PORTAL_"
+
+#: The shortest ``SECRET_KEY`` allowed in production (O3); ``secrets.token_hex(32)`` has 64.
+MIN_SECRET_KEY_LENGTH = 32
+#: Secret keys from tutorials and examples, this package's example store among them:
+#: everyone knows them, so production refuses them (O3), compared trimmed and in lower case.
+DEVELOPMENT_SECRET_KEYS = frozenset(
+    {
+        "dev",
+        "development",
+        "secret",
+        "secret-key",
+        "secret_key",
+        "secretkey",
+        "changeme",
+        "change-me",
+        "change_me",
+        "test",
+        "testing",
+        "acme-development-only",
+    }
+)
 
 #: Every setting with its default. ``None`` means "derived at start-up".
 DEFAULTS: dict[str, Any] = {
@@ -46,6 +69,9 @@ DEFAULTS: dict[str, Any] = {
     "SESSION_IDLE_TIMEOUT": 2 * 60 * 60,
     # Seconds after sign-in during which sensitive actions need no fresh sign-in.
     "RECENT_SIGN_IN": 15 * 60,
+    # Seconds a payment may wait for the customer's bank (3-D Secure) before it is
+    # closed at the provider and fails: a customer who abandons the step can try again.
+    "ACTION_TIMEOUT": 30 * 60,
     # Extra origins (scheme://host[:port]) a return_url may point to, besides EXTERNAL_URL's.
     "RETURN_URL_ORIGINS": [],
     # Origins of the payment provider's hosted pages (card entry, 3-D Secure), which
@@ -53,13 +79,20 @@ DEFAULTS: dict[str, Any] = {
     "PROVIDER_ORIGINS": [],
     # Flask-Limiter storage; shared (such as "redis://...") in production.
     "RATELIMIT_STORAGE_URI": "memory://",
-    # Sign-in link requests, per client IP and per email address.
+    # Sign-in link requests, per client IP; per email address of a business from one
+    # client IP; and per email address of a business from all client IPs together.
     "LOGIN_RATE_LIMIT_IP": "10 per minute; 50 per hour",
     "LOGIN_RATE_LIMIT_EMAIL": "5 per hour",
+    "LOGIN_RATE_LIMIT_EMAIL_ALL_IPS": "20 per hour",
     # Opening sign-in links, per client IP.
     "REDEEM_RATE_LIMIT": "30 per minute",
     # The HTTP API, per API key.
     "API_RATE_LIMIT": "120 per minute",
+    # Requests to the HTTP API with a missing or wrong key, per client IP.
+    "API_AUTH_FAILURE_RATE_LIMIT": "10 per minute; 100 per hour",
+    # Seconds browsers keep to https for the site after a portal page (Strict-Transport-Security);
+    # 0 sends no header; None: one year, except in debug and testing (none then).
+    "HSTS_MAX_AGE": None,
     # "smtp" sends through Flask-Mail; "local" keeps messages for a development page.
     "MAIL_BACKEND": "smtp",
     # Seconds an SMTP connection may take to answer before the attempt fails.
@@ -76,6 +109,10 @@ DEFAULTS: dict[str, Any] = {
     # "thread" sends queued mail in the background right after commit; "manual"
     # leaves it to `flask portal send-mail` (run it from cron or a worker).
     "MAIL_DISPATCH": "thread",
+    # How many reverse proxies stand in front of the app; 0 (none) trusts no forwarded header.
+    "PROXY_HOPS": 0,
+    # Days `flask portal purge` keeps used links, ended sessions and sent mail.
+    "RETENTION_DAYS": 30,
 }
 
 _TYPES: dict[str, type | tuple[type, ...]] = {
@@ -90,13 +127,17 @@ _TYPES: dict[str, type | tuple[type, ...]] = {
     "SESSION_LIFETIME": int,
     "SESSION_IDLE_TIMEOUT": int,
     "RECENT_SIGN_IN": int,
+    "ACTION_TIMEOUT": int,
     "RETURN_URL_ORIGINS": (list, tuple),
     "PROVIDER_ORIGINS": (list, tuple),
     "RATELIMIT_STORAGE_URI": str,
     "LOGIN_RATE_LIMIT_IP": str,
     "LOGIN_RATE_LIMIT_EMAIL": str,
+    "LOGIN_RATE_LIMIT_EMAIL_ALL_IPS": str,
     "REDEEM_RATE_LIMIT": str,
     "API_RATE_LIMIT": str,
+    "API_AUTH_FAILURE_RATE_LIMIT": str,
+    "HSTS_MAX_AGE": (int, type(None)),
     "MAIL_BACKEND": str,
     "MAIL_TIMEOUT": (int, float),
     "MAIL_MAX_ATTEMPTS": int,
@@ -104,6 +145,8 @@ _TYPES: dict[str, type | tuple[type, ...]] = {
     "BASE_TEMPLATE": str,
     "COLOR_SCHEME": str,
     "ACCENT_COLOR": (str, type(None)),
+    "PROXY_HOPS": int,
+    "RETENTION_DAYS": int,
 }
 
 
@@ -152,9 +195,17 @@ def check(app: Flask) -> None:
         "SESSION_LIFETIME",
         "SESSION_IDLE_TIMEOUT",
         "RECENT_SIGN_IN",
+        "ACTION_TIMEOUT",
     ):
         if app.config[PREFIX + name] <= 0:
             raise ConfigurationError(f"{PREFIX}{name} must be a positive number of seconds")
+    hsts = app.config[PREFIX + "HSTS_MAX_AGE"]
+    if hsts is not None and (isinstance(hsts, bool) or hsts < 0):
+        raise ConfigurationError(f"{PREFIX}HSTS_MAX_AGE must be a number of seconds, or 0 (off)")
+    if app.config[PREFIX + "PROXY_HOPS"] < 0:
+        raise ConfigurationError(f"{PREFIX}PROXY_HOPS must be 0 or more (0: no proxy)")
+    if app.config[PREFIX + "RETENTION_DAYS"] <= 0:
+        raise ConfigurationError(f"{PREFIX}RETENTION_DAYS must be a positive number of days")
     for name, url in [("EXTERNAL_URL", app.config[PREFIX + "EXTERNAL_URL"])] + [
         (key, origin)
         for key in ("RETURN_URL_ORIGINS", "PROVIDER_ORIGINS")
@@ -165,8 +216,6 @@ def check(app: Flask) -> None:
                 f"{PREFIX}{name} must be an origin like https://shop.example.com "
                 f"(a scheme and a host, no path, no trailing '/'): {url!r}"
             )
-    if not (app.debug or app.testing):
-        _check_production(app)
 
 
 def _is_origin(url: object) -> bool:
@@ -180,30 +229,84 @@ def _is_origin(url: object) -> bool:
     )
 
 
-def _check_production(app: Flask) -> None:
-    """Refuse settings that are fine on a laptop and dangerous on a server (O3)."""
+def check_production(app: Flask, more: Sequence[str] = ()) -> None:
+    """Outside debug and testing, refuse an unsafe configuration in one error (O3).
+
+    The message lists every problem with its fix: the settings' (below) and
+    ``more``, the problems the caller found (such as a missing live provider).
+    """
+    if app.debug or app.testing:
+        return
+    problems = [*_production_problems(app), *more]
+    if problems:
+        raise ConfigurationError(
+            "this app is in neither debug nor testing mode, and its configuration is unsafe "
+            "for production; fix each of these:\n" + "\n".join(f"- {p}" for p in problems)
+        )
+
+
+_NEW_KEY = 'set it to a long random value: python -c "import secrets; print(secrets.token_hex(32))"'
+
+
+def _production_problems(app: Flask) -> list[str]:
+    """Return what is fine on a laptop and dangerous on a server, each with its fix."""
+    problems = []
+    key = app.config["SECRET_KEY"]
+    if not key:
+        problems.append(f"SECRET_KEY is not set: {_NEW_KEY}")
+    elif _text(key).strip().lower() in DEVELOPMENT_SECRET_KEYS:
+        problems.append(f"SECRET_KEY is a development value everyone knows: {_NEW_KEY}")
+    elif len(key) < MIN_SECRET_KEY_LENGTH:
+        problems.append(
+            f"SECRET_KEY is too short (under {MIN_SECRET_KEY_LENGTH} characters): {_NEW_KEY}"
+        )
     url = app.config[PREFIX + "EXTERNAL_URL"]
     if url is None or not url.startswith("https://"):
-        raise ConfigurationError(
-            f"{PREFIX}EXTERNAL_URL must be set to the site's https:// address in production "
-            "(links are never built from the request's Host)"
+        problems.append(
+            f"{PREFIX}EXTERNAL_URL must be set to the site's https:// address in production, "
+            "such as https://shop.example.com (links are never built from the request's Host)"
         )
-    if app.config[PREFIX + "RATELIMIT_STORAGE_URI"].startswith("memory://"):
-        raise ConfigurationError(
+    storage = app.config[PREFIX + "RATELIMIT_STORAGE_URI"]
+    if storage.startswith("memory://"):
+        problems.append(
             f"{PREFIX}RATELIMIT_STORAGE_URI is memory:// in production: each process would "
-            "count alone; use a shared storage such as redis://"
+            "count alone; use a shared storage such as redis://localhost:6379/0"
+        )
+    elif urlsplit(storage).scheme.split("+")[0] in ("redis", "rediss") and not _importable("redis"):
+        # The limits library would refuse it too, without naming the extra that brings it.
+        problems.append(
+            f"{PREFIX}RATELIMIT_STORAGE_URI is a Redis storage, but the Redis client is not "
+            'installed: pip install "flask-customer-portal[redis]"'
         )
     if app.config[PREFIX + "MAIL_BACKEND"] == "local":
-        raise ConfigurationError(f"{PREFIX}MAIL_BACKEND 'local' is for development only")
-    if not app.config["SESSION_COOKIE_SECURE"]:
-        raise ConfigurationError(
+        problems.append(
+            f"{PREFIX}MAIL_BACKEND 'local' is for development only: it sends nothing; "
+            "set it to 'smtp' (the default) and configure the mail server (MAIL_SERVER, ...)"
+        )
+    if not app.config.get("MAIL_DEFAULT_SENDER"):
+        problems.append(
+            "MAIL_DEFAULT_SENDER must be set: the portal mails sign-in links from it, "
+            "such as 'Acme <billing@acme.example.com>'"
+        )
+    if app.config["SESSION_COOKIE_SECURE"] is not True:
+        problems.append(
             "SESSION_COOKIE_SECURE must be True in production: the portal's session lives in "
             "the app's session cookie, which must travel over https only"
         )
-    if not app.config.get("MAIL_DEFAULT_SENDER"):
-        raise ConfigurationError(
-            "MAIL_DEFAULT_SENDER must be set: the portal mails sign-in links from it"
-        )
+    return problems
+
+
+def _text(key: str | bytes) -> str:
+    return key.decode(errors="replace") if isinstance(key, bytes) else str(key)
+
+
+def _importable(module: str) -> bool:
+    # As the limits library loads its storage's client: by importing it.
+    try:
+        importlib.import_module(module)
+    except ImportError:
+        return False
+    return True
 
 
 def config_value(name: str, app: Flask | None = None) -> Any:

@@ -10,6 +10,7 @@ from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from sqlalchemy import Engine, event
 from sqlalchemy.orm import Session
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from . import api, config, emails, i18n, invoices, mail, outbox
 from .cli import portal_cli
@@ -19,6 +20,12 @@ from .proxies import portal
 from .state import EXTENSION_KEY, PortalState, embedded_engine
 from .views import register_views
 from .views.language import select_locale
+
+#: What start-up says outside debug and testing without a live provider (O3).
+NO_LIVE_PROVIDER = (
+    "no payment provider for live mode: pass provider= to CustomerPortal (the portal serves "
+    "live customers outside debug and testing; without one, adding a card fails with an error)"
+)
 
 
 class CustomerPortal:
@@ -82,6 +89,7 @@ class CustomerPortal:
                 "CustomerPortal is already registered on this app; create one per app"
             )
         config.apply_defaults(app)
+        config.check_production(app, [] if self.provider is not None else [NO_LIVE_PROVIDER])
         if app.config["SESSION_COOKIE_SAMESITE"] is None:
             # C2: the portal's session lives in the app's session cookie.
             app.config["SESSION_COOKIE_SAMESITE"] = "Lax"
@@ -105,6 +113,10 @@ class CustomerPortal:
             host_customer=self.host_customer,
         )
         app.extensions[EXTENSION_KEY] = state
+        for provider in (state.test_provider, state.provider):
+            if isinstance(provider, TestProvider):
+                # The test provider keeps its records beside the portal's tables.
+                provider.bind(lambda: state.engine)
         if self.db is None:
             # The embedded database's session ends with its app context.
             app.teardown_appcontext(state.remove_session)
@@ -121,6 +133,14 @@ class CustomerPortal:
             prefix = config.config_value("URL_PREFIX", app)
             register_views(app, state, prefix=prefix, staff_decorator=self.staff_decorator)
             app.register_blueprint(api.create_blueprint(state), url_prefix=prefix + "/api/v1")
+        hops = config.config_value("PROXY_HOPS", app)
+        if hops:
+            # T9: the client's address (the rate limits' key) and scheme are the ones the
+            # last ``hops`` proxies saw. Not the host: links never come from it (T13), and a
+            # proxy that passes a client's X-Forwarded-Host on would let the client pick it.
+            app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
+                app.wsgi_app, x_for=hops, x_proto=hops
+            )
 
     def _embedded_engine(self, app: Flask) -> Engine | None:
         """The engine of the embedded database, or ``None`` when the portal shares the app's db."""

@@ -37,7 +37,7 @@ def issue_license_key(
     if key is None:
         key = generate_key()
     else:
-        key = v.required_text("key", key, max_length=128)
+        key = v.required_text("key", key, max_length=128, identifier=True)
         if len(key) < 8:
             raise ValidationError("key", "too_short", "must be at least 8 characters")
     fields = {

@@ -1,13 +1,16 @@
 """The HTTP API's contract: its OpenAPI 3.1 document, and the limits it states.
 
 Written out by hand; :mod:`.api` enforces what it states (the customer id's
-pattern, the body's size, the parameters), and ``tests/test_api.py`` checks
-that its paths and methods are exactly the blueprint's routes. Served at
-``{prefix}/api/v1/openapi.json``.
+pattern, the body's size, the parameters, the return URL's origins),
+``tests/test_api.py`` checks that its paths and methods are exactly the
+blueprint's routes, and ``tests/test_api_fuzz.py`` holds every answer of the API
+to it. Served at ``{prefix}/api/v1/openapi.json``.
 """
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable
 from typing import Any
 
 #: The largest request body the API reads, in bytes (V1).
@@ -16,6 +19,24 @@ MAX_BODY = 16 * 1024
 CUSTOMER_ID = r"^cus_[0-9a-z]{1,36}$"
 #: The parameters of the session route, in the query string or the JSON body.
 SESSION_PARAMETERS = ("send_email", "return_url")
+#: What may follow a return URL's origin: a path, query and fragment of URI characters.
+_URL_TAIL = r"(?:[/?#](?:[A-Za-z0-9\-._~!$&'()*+,;=:@/?#]|%[0-9A-Fa-f]{2})*)?"
+#: The loopback hosts a return URL may name over http while the app is in debug or testing.
+_LOOPBACK = r"http://(?:localhost|127\.0\.0\.1|\[::1\])(?::[0-9]{1,5})?"
+
+
+def return_url_pattern(origins: Iterable[str], *, loopback: bool) -> str:
+    """Return the pattern (ECMA-262, as OpenAPI wants) of the return URLs the API accepts.
+
+    A URL on one of ``origins`` (each ``scheme://host[:port]``), and with
+    ``loopback`` one on http://localhost too; the empty string means none.
+    """
+    hosts = [re.sub(r"([\\^$.|?*+()\[\]{}])", r"\\\1", origin) for origin in origins]
+    if loopback:
+        hosts.append(_LOOPBACK)
+    if not hosts:
+        return "^$"
+    return f"^(?:(?:{'|'.join(hosts)}){_URL_TAIL})?$"
 
 
 def _error(description: str, headers: dict[str, str] | None = None) -> dict[str, Any]:
@@ -31,8 +52,20 @@ def _error(description: str, headers: dict[str, str] | None = None) -> dict[str,
     return response
 
 
-def document(server_url: str) -> dict[str, Any]:
-    """Return the OpenAPI document of the API mounted at ``server_url``."""
+def document(
+    server_url: str, *, return_url_origins: Iterable[str], loopback: bool = False
+) -> dict[str, Any]:
+    """Return the OpenAPI document of the API mounted at ``server_url``.
+
+    :param return_url_origins: the origins a ``return_url`` may point to (the
+        portal's own, and ``RETURN_URL_ORIGINS``); the document states them.
+    :param loopback: a ``return_url`` may also be http on localhost (debug, testing).
+    """
+    return_url = {
+        "type": "string",
+        "maxLength": 2000,
+        "pattern": return_url_pattern(return_url_origins, loopback=loopback),
+    }
     return {
         "openapi": "3.1.0",
         "info": {
@@ -81,7 +114,7 @@ def document(server_url: str) -> dict[str, Any]:
                             "in": "query",
                             "required": False,
                             "description": "See the request body's return_url.",
-                            "schema": {"type": "string", "format": "uri", "maxLength": 2000},
+                            "schema": return_url,
                         },
                     ],
                     "requestBody": {
@@ -154,13 +187,13 @@ def document(server_url: str) -> dict[str, Any]:
                             "description": "Also email a sign-in link to the customer.",
                         },
                         "return_url": {
+                            **return_url,
                             "type": ["string", "null"],
-                            "format": "uri",
-                            "maxLength": 2000,
                             "description": (
                                 'Where the portal\'s "Return to <business>" button leads: '
-                                "https on the portal's own origin or one of "
-                                "CUSTOMER_PORTAL_RETURN_URL_ORIGINS."
+                                "a URL on the portal's own origin or one of "
+                                "CUSTOMER_PORTAL_RETURN_URL_ORIGINS, as the pattern "
+                                "lists them. Null or empty: no such button."
                             ),
                         },
                     },

@@ -71,43 +71,60 @@ def forget_after_rollback(session: Session) -> None:
 def send_due(composers: Mapping[str, Composer], limit: int = 100) -> tuple[int, int]:
     """Send the messages whose time has come; return how many were sent and how many failed.
 
-    Each message is claimed with a conditional UPDATE, so two workers never
-    send the same message.
+    Any number of workers (mail threads, ``flask portal send-mail --loop``) may
+    run at once: each message is claimed by one of them only (see
+    :func:`_claim_next`), so it is sent once.
 
     :param composers: renders each kind of message (:data:`.emails.COMPOSERS`).
+    :param limit: at most this many messages in this call.
     """
     session = portal.session
-    now = utcnow()
-    due = session.scalars(
-        select(OutboxMessage.id)
-        .where(OutboxMessage.status == "pending", OutboxMessage.next_attempt_at <= now)
-        .order_by(OutboxMessage.next_attempt_at)
-        .limit(limit)
-    ).all()
-    session.commit()
     sent = failed = 0
-    for message_id in due:
-        outcome = _send_one(session, composers, message_id, now)
+    for _ in range(limit):
+        message_id = _claim_next(session)
+        if message_id is None:
+            break
+        outcome = _send_one(session, composers, message_id)
         sent += outcome == "sent"
         failed += outcome == "failed"
     return sent, failed
 
 
-def _send_one(
-    session: Session, composers: Mapping[str, Composer], message_id: int, now: datetime
-) -> str:
-    claimed = update_one(
-        update(OutboxMessage)
-        .where(
-            OutboxMessage.id == message_id,
-            OutboxMessage.status == "pending",
-            OutboxMessage.next_attempt_at <= now,
+def _claim_next(session: Session) -> int | None:
+    """Claim the next due message for this worker for :data:`LEASE`; commit; return its id.
+
+    PostgreSQL locks the row it picks and lets other workers skip it (``FOR
+    UPDATE SKIP LOCKED``), so they never wait for each other; SQLite has one
+    writer at a time, and the conditional UPDATE decides. A claim that lost
+    the race tries the next message.
+    """
+    while True:
+        now = utcnow()
+        message_id = session.scalar(
+            select(OutboxMessage.id)
+            .where(OutboxMessage.status == "pending", OutboxMessage.next_attempt_at <= now)
+            .order_by(OutboxMessage.next_attempt_at, OutboxMessage.id)
+            .limit(1)
+            .with_for_update(skip_locked=True)
         )
-        .values(next_attempt_at=now + LEASE, attempts=OutboxMessage.attempts + 1)
-    )
-    session.commit()
-    if not claimed:
-        return "skipped"
+        if message_id is None:
+            session.commit()
+            return None
+        claimed = update_one(
+            update(OutboxMessage)
+            .where(
+                OutboxMessage.id == message_id,
+                OutboxMessage.status == "pending",
+                OutboxMessage.next_attempt_at <= now,
+            )
+            .values(next_attempt_at=now + LEASE, attempts=OutboxMessage.attempts + 1)
+        )
+        session.commit()
+        if claimed:
+            return message_id
+
+
+def _send_one(session: Session, composers: Mapping[str, Composer], message_id: int) -> str:
     message = session.get(OutboxMessage, message_id)
     assert message is not None
     try:

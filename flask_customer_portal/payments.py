@@ -57,7 +57,7 @@ def change_payment_method(
         (``"subscription_ended"``).
     """
     _check_card(subscription, method)
-    key = v.required_text("idempotency_key", idempotency_key, max_length=255)
+    key = v.required_text("idempotency_key", idempotency_key, max_length=255, identifier=True)
     existing = _attempt_with_key(subscription, key)
     if existing is not None:
         return settle_payment(existing)
@@ -123,7 +123,7 @@ def reactivate_subscription(
         (``"nothing_to_pay"``).
     """
     _check_card(subscription, method)
-    key = v.required_text("idempotency_key", idempotency_key, max_length=255)
+    key = v.required_text("idempotency_key", idempotency_key, max_length=255, identifier=True)
     for _ in range(2):
         existing = _attempt_with_key(subscription, key)
         if existing is not None:

@@ -22,6 +22,7 @@ from sqlalchemy import Select, select, update
 from . import emails, signals
 from . import validation as v
 from .billing import outstanding_dues, void_dues
+from .config import config_value
 from .db import utcnow
 from .models import IN_FLIGHT, Customer, Invoice, Payment, Subscription
 from .providers.base import ChargeResult, ProviderError
@@ -75,13 +76,21 @@ def settle_payment(payment: Payment) -> PaymentOutcome:
     A final attempt just returns its outcome. The provider is only asked to
     look the key up, never to charge. An attempt it has no record of is
     settled as failed ("not charged") once older than :data:`NOT_CHARGED_AFTER`;
-    until then it stays pending.
+    until then it stays pending. One that has waited for the customer's bank
+    longer than ``CUSTOMER_PORTAL_ACTION_TIMEOUT`` is closed at the provider
+    (:meth:`~.providers.PaymentProvider.cancel_charge`): the customer is never
+    sent back to a challenge they abandoned.
     """
     if payment.status not in IN_FLIGHT:
         return outcome(payment)
     assert payment.idempotency_key is not None
+    provider = provider_for(payment.customer.mode)
+    waited = utcnow() - payment.updated_at
     try:
-        result = provider_for(payment.customer.mode).lookup(idempotency_key=payment.idempotency_key)
+        if payment.status == "requires_action" and waited > _action_timeout():
+            result = provider.cancel_charge(idempotency_key=payment.idempotency_key)
+        else:
+            result = provider.lookup(idempotency_key=payment.idempotency_key)
     except ProviderError:
         return outcome(payment)
     if result is None:
@@ -89,6 +98,33 @@ def settle_payment(payment: Payment) -> PaymentOutcome:
             return outcome(payment)
         result = ChargeResult("failed", failure_reason=NOT_CHARGED)
     return record_result(payment, result)
+
+
+def close_attempts(subscription: Subscription) -> list[PaymentOutcome]:
+    """Close the subscription's attempts still in flight at the provider; commit.
+
+    Called when the subscription ends: a charge waiting for the customer's bank
+    must never complete after that. Each attempt is recorded as the provider
+    answers (a charge that completed just before keeps its success, and is
+    logged for the merchant to refund); one the provider cannot be reached for
+    is left to :func:`reconcile`.
+    """
+    closed = []
+    payments = portal.session.scalars(
+        _in_flight().where(Payment.subscription_id == subscription.id)
+    )
+    for payment in list(payments):
+        assert payment.idempotency_key is not None
+        try:
+            result = provider_for(payment.customer.mode).cancel_charge(
+                idempotency_key=payment.idempotency_key
+            )
+        except ProviderError:
+            continue
+        if result is None:
+            result = ChargeResult("failed", failure_reason=NOT_CHARGED)
+        closed.append(record_result(payment, result))
+    return closed
 
 
 def settle_pending(customer: Customer) -> list[PaymentOutcome]:
@@ -113,6 +149,10 @@ def reconcile(*, older_than: timedelta = timedelta(minutes=1)) -> int:
         )
     )
     return sum(settle_payment(payment).status in ("succeeded", "failed") for payment in payments)
+
+
+def _action_timeout() -> timedelta:
+    return timedelta(seconds=config_value("ACTION_TIMEOUT"))
 
 
 def _in_flight() -> Select[Payment]:
@@ -182,17 +222,20 @@ def _record(payment: Payment, result: ChargeResult) -> _Recorded | None:
     now = utcnow()
     values: dict[str, Any] = {"status": result.status, "updated_at": now}
     if result.status == "requires_action":
-        values["action_url"] = v.required_text("action_url", result.action_url, max_length=2000)
+        values["action_url"] = v.required_text(
+            "action_url", result.action_url, max_length=2000, identifier=True
+        )
     else:
         values["action_url"] = None
     if result.status == "failed":
         values["failure_reason"] = (result.failure_reason or "The payment failed.")[:500]
     if result.reference is not None:
         values["provider_reference"] = result.reference[:255]
+    # Waiting for the bank is news only to a pending attempt: told again, it changes
+    # nothing (its updated_at keeps counting towards ACTION_TIMEOUT).
+    still = ("pending",) if result.status == "requires_action" else IN_FLIGHT
     won = update_one(
-        update(Payment)
-        .where(Payment.id == payment.id, Payment.status.in_(IN_FLIGHT))
-        .values(**values)
+        update(Payment).where(Payment.id == payment.id, Payment.status.in_(still)).values(**values)
     )
     if not won:
         if result.status == "succeeded":

@@ -161,9 +161,11 @@ def record_failed_renewal(
     """
     reason = v.required_text("reason", reason, max_length=500)
     provider_reference = v.text(
-        "provider_reference", provider_reference, max_length=255, required=False
+        "provider_reference", provider_reference, max_length=255, identifier=True, required=False
     )
-    idempotency_key = v.text("idempotency_key", idempotency_key, max_length=255, required=False)
+    idempotency_key = v.text(
+        "idempotency_key", idempotency_key, max_length=255, identifier=True, required=False
+    )
     due = v.amount("amount", subscription.amount if amount is None else amount, positive=True)
     when = v.aware("at", at, required=False) or utcnow()
     customer = subscription.customer

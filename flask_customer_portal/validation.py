@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from datetime import datetime
 from typing import Any
 
@@ -14,11 +15,29 @@ from email_validator import EmailNotValidError, validate_email
 from .errors import ValidationError
 
 _CURRENCIES = frozenset(list_currencies())
-_DIGITS = re.compile(r"\d")
+#: Digits in groups split by one space or dash each: where a card number may hide.
+_DIGIT_RUN = re.compile(r"\d+(?:[ -]\d+)*")
+_SEPARATOR = re.compile(r"[ -]")
 
 
-def text(field: str, value: Any, *, max_length: int, required: bool = True) -> str | None:
-    """Return ``value`` stripped; refuse non-strings, control characters and overlong text."""
+def text(
+    field: str,
+    value: Any,
+    *,
+    max_length: int,
+    required: bool = True,
+    multiline: bool = False,
+    identifier: bool = False,
+) -> str | None:
+    """Return ``value`` stripped; refuse non-strings, control characters, overlong text and text
+    holding a card number (P1).
+
+    :param multiline: allow line breaks and tabs, as in an address. Other text is
+        one line: names end up in mail headers, where a line break is not allowed.
+    :param identifier: an identifier of another system (a processor's reference, an
+        idempotency key, a tax number): one line, but not checked for card numbers,
+        which a 16-digit reference resembles one time in ten.
+    """
     if value is None or (isinstance(value, str) and not value.strip()):
         if required:
             raise ValidationError(field, "required", "is required")
@@ -30,14 +49,15 @@ def text(field: str, value: Any, *, max_length: int, required: bool = True) -> s
         raise ValidationError(
             field, "too_long", f"must be at most {max_length} characters", max_length=max_length
         )
-    if any(ord(c) < 32 and c not in "\n\t" for c in stripped) or "\x7f" in stripped:
+    allowed = "\n\t" if multiline else ""
+    if any(_is_control(char) and char not in allowed for char in stripped):
         raise ValidationError(field, "control_characters", "must not contain control characters")
-    return stripped
+    return stripped if identifier else not_a_card_number(field, stripped)
 
 
-def required_text(field: str, value: Any, *, max_length: int) -> str:
+def required_text(field: str, value: Any, *, max_length: int, identifier: bool = False) -> str:
     """Like :func:`text`, for a field that must be given."""
-    result = text(field, value, max_length=max_length)
+    result = text(field, value, max_length=max_length, identifier=identifier)
     assert result is not None
     return result
 
@@ -46,10 +66,11 @@ def email(field: str, value: Any) -> str:
     """Return the email normalised for matching: stripped and lower-cased.
 
     Syntax only (no DNS look-up); CR and LF are refused, so the address is safe
-    in a mail header.
+    in a mail header, and so is an address holding a card number (P1).
     """
     if not isinstance(value, str) or not value.strip():
         raise ValidationError(field, "required", "is required")
+    not_a_card_number(field, value)
     try:
         result = validate_email(value.strip(), check_deliverability=False)
     except EmailNotValidError as error:
@@ -148,13 +169,32 @@ def aware(field: str, value: Any, *, required: bool = True) -> datetime | None:
 
 
 def not_a_card_number(field: str, value: str) -> str:
-    """Refuse anything that looks like a payment card number (PCI: never store one)."""
-    digits = "".join(_DIGITS.findall(value))
-    if 12 <= len(digits) <= 19 and _luhn_valid(digits) and len(digits) >= len(value) * 0.6:
+    """Refuse text holding a payment card number anywhere (P1: the portal never stores one).
+
+    A card number is a Luhn-valid run of 13 to 19 digits, written whole or in
+    groups split by one space or dash each (``4242 4242 4242 4242``,
+    ``3782-822463-10005``), whatever surrounds it: an expiry, words, an ``@``.
+    The message never repeats the value.
+    """
+    if any(_holds_card_number(run.group()) for run in _DIGIT_RUN.finditer(value)):
         raise ValidationError(
             field, "card_number", "looks like a card number; store the provider's token instead"
         )
     return value
+
+
+def _holds_card_number(run: str) -> bool:
+    """Tell whether some consecutive groups of a run of digits are a card number."""
+    groups = _SEPARATOR.split(run)
+    for start in range(len(groups)):
+        digits = ""
+        for group in groups[start:]:
+            digits += group
+            if len(digits) > 19:
+                break
+            if len(digits) >= 13 and _luhn_valid(digits):
+                return True
+    return False
 
 
 def _luhn_valid(digits: str) -> bool:
@@ -165,3 +205,8 @@ def _luhn_valid(digits: str) -> bool:
             number = number * 2 - 9 if number > 4 else number * 2
         total += number
     return total % 10 == 0
+
+
+def _is_control(char: str) -> bool:
+    # Cc: C0 (line breaks included), DEL and C1; Zl, Zp: the Unicode line and paragraph separators.
+    return unicodedata.category(char) in ("Cc", "Zl", "Zp")

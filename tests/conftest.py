@@ -31,6 +31,7 @@ from flask_customer_portal.db import Base
 from flask_customer_portal.providers import TestProvider
 
 from .postgres import Cluster, find_bindir
+from .redis import RedisServer, find_redis_server
 
 BACKENDS = ("sqlite", "postgresql")
 EXTERNAL_URL = "http://portal.example.com"
@@ -104,6 +105,21 @@ def pg_cluster() -> Iterator[Cluster]:
     cluster.start()
     yield cluster
     cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    """A throw-away Redis server for the session (rate limits shared by processes)."""
+    executable = find_redis_server()
+    if executable is None:
+        message = "redis-server not found (install the redis-server package)"
+        if IN_CI:
+            pytest.fail(message)
+        pytest.skip(message)
+    server = RedisServer(executable)
+    server.start()
+    yield server
+    server.stop()
 
 
 def _migrate(database_url: str, instance_path: Path) -> None:

@@ -37,7 +37,13 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def wait_until(check: Callable[[], T], timeout: float = 5.0) -> T:
+#: How long to wait for another thread (the mail thread, the SMTP server's) to get
+#: something done. Waiting ends as soon as it is done, so a passing run never waits it
+#: out; it is long because a loaded machine may take seconds to schedule a thread.
+PATIENCE = 30.0
+
+
+def wait_until(check: Callable[[], T], timeout: float = PATIENCE) -> T:
     """Call ``check`` until it returns something true, for up to ``timeout`` seconds.
 
     Returns the last result (false if time ran out), for the caller to assert on.
@@ -106,7 +112,7 @@ class SMTPServer:
             self._controller.stop()
             self._controller = None
 
-    def wait_for(self, count: int, timeout: float = 5.0) -> list[Received]:
+    def wait_for(self, count: int, timeout: float = PATIENCE) -> list[Received]:
         """Return the received messages once there are ``count``, or after ``timeout`` s."""
         wait_until(lambda: len(self.received) >= count, timeout)
         return self.received
@@ -140,7 +146,7 @@ class SilentServer:
             with self._lock:
                 self.connections.append(connection)
 
-    def wait_for_connection(self, timeout: float = 5.0) -> bool:
+    def wait_for_connection(self, timeout: float = PATIENCE) -> bool:
         """Tell whether a client has connected (waiting up to ``timeout`` seconds)."""
         return bool(wait_until(lambda: len(self.connections) > 0, timeout))
 

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import io
+import itertools
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -14,6 +17,7 @@ import time_machine
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy.orm import Session
+from werkzeug.test import TestResponse
 
 import flask_customer_portal as portal
 from flask_customer_portal import access, links
@@ -313,12 +317,56 @@ def test_pages_send_security_headers_and_a_hardened_cookie(
     assert "HttpOnly" in cookie and "SameSite=Lax" in cookie
 
 
+def test_unknown_portal_paths_get_the_portals_404_page_with_its_headers(
+    app: Flask, client: FlaskClient, business: m.Business
+) -> None:
+    """C3, V3: a path under the portal's prefix that leads nowhere is the portal's own 404
+    page with its CSP, and a wrong method its 405; the host's own 404s stay the host's."""
+    app.register_error_handler(404, lambda error: ("The host's own page", 404))
+    for path in ("/portal/nonexistent", "/portal/billing/x/y.pdf", "/portal/%0A", "/portal/test/"):
+        response = client.get(path)
+        assert response.status_code == 404, path
+        assert "There is nothing here" in response.text
+        assert "frame-ancestors 'none'" in response.headers["Content-Security-Policy"]
+        assert response.headers["X-Content-Type-Options"] == "nosniff"
+    token = csrf_token(client.get(LOGIN).text)
+    assert client.post("/portal/nonexistent", data={"csrf_token": token}).status_code == 404
+    wrong_method = client.get("/portal/logout")
+    assert wrong_method.status_code == 405 and wrong_method.headers["Allow"] == "POST"
+    assert "Content-Security-Policy" in wrong_method.headers
+    host = client.get("/elsewhere")
+    assert (host.status_code, host.text) == (404, "The host's own page")
+    assert "Content-Security-Policy" not in host.headers
+
+
+def test_hsts_is_sent_when_set_and_by_default_in_production(
+    app_factory: Callable[..., Flask], database_url: str, business: m.Business
+) -> None:
+    """C3: Strict-Transport-Security on the portal's pages and API as configured; none in
+    testing by default (nor with 0), one year by default outside debug and testing."""
+    pinned = app_factory(database_url, CUSTOMER_PORTAL_HSTS_MAX_AGE=600)
+    for path in (LOGIN, "/portal/nonexistent", "/portal/api/v1/openapi.json"):
+        assert pinned.test_client().get(path).headers["Strict-Transport-Security"] == (
+            "max-age=600"
+        ), path
+    off = app_factory(database_url, CUSTOMER_PORTAL_HSTS_MAX_AGE=0)
+    off.testing = False
+    assert "Strict-Transport-Security" not in off.test_client().get(LOGIN).headers
+    default = app_factory(database_url)
+    assert "Strict-Transport-Security" not in default.test_client().get(LOGIN).headers
+    default.testing = False
+    response = default.test_client().get(LOGIN)
+    assert response.headers["Strict-Transport-Security"] == "max-age=31536000"
+    with pytest.raises(portal.ConfigurationError, match="HSTS_MAX_AGE"):
+        app_factory(database_url, CUSTOMER_PORTAL_HSTS_MAX_AGE=-1)
+
+
 def test_the_session_cookie_is_secure_outside_debug(tmp_path: Path, database_url: str) -> None:
     """C2: in production the cookie only travels over https. The portal does not
     overrule the host's setting: it refuses to start without it, naming it."""
     app = Flask("prod", instance_path=str(tmp_path))
     app.config.update(
-        SECRET_KEY="s",
+        SECRET_KEY="s" * 32,
         CUSTOMER_PORTAL_DATABASE_URI=database_url,
         CUSTOMER_PORTAL_EXTERNAL_URL="https://shop.example.com",
         CUSTOMER_PORTAL_RATELIMIT_STORAGE_URI="redis://127.0.0.1:6379",
@@ -330,7 +378,7 @@ def test_the_session_cookie_is_secure_outside_debug(tmp_path: Path, database_url
         portal.CustomerPortal(app)
     assert app.config["SESSION_COOKIE_SECURE"] is False, "the host's setting is left alone"
     app.config["SESSION_COOKIE_SECURE"] = True
-    portal.CustomerPortal(app)
+    portal.CustomerPortal(app, provider=portal.TestProvider())
     assert app.config["SESSION_COOKIE_SAMESITE"] == "Lax"
     try:
         with app.app_context():
@@ -353,11 +401,11 @@ def test_the_session_cookie_is_secure_outside_debug(tmp_path: Path, database_url
 def test_too_many_login_requests_get_a_clear_page(
     app_factory: Callable[..., Flask], database_url: str
 ) -> None:
-    """T9: per IP and per email on the request, per IP on redemption."""
+    """T9: per IP and per email (from all IPs) on the request, per IP on redemption."""
     app = app_factory(
         database_url,
         CUSTOMER_PORTAL_LOGIN_RATE_LIMIT_IP="3 per minute",
-        CUSTOMER_PORTAL_LOGIN_RATE_LIMIT_EMAIL="2 per hour",
+        CUSTOMER_PORTAL_LOGIN_RATE_LIMIT_EMAIL_ALL_IPS="2 per hour",
         CUSTOMER_PORTAL_REDEEM_RATE_LIMIT="4 per minute",
     )
     with app.app_context():
@@ -390,6 +438,58 @@ def test_too_many_login_requests_get_a_clear_page(
     )
     codes = [client.get(LOGIN + "/guess").status_code for _ in range(5)]
     assert codes == [410, 410, 410, 410, 429]
+
+
+def test_one_client_cannot_lock_an_email_out_of_sign_in(
+    app_factory: Callable[..., Flask], database_url: str
+) -> None:
+    """T9: the per-email limit counts one client IP's requests for an email of one business;
+    whoever asks too often is refused (429 with Retry-After), not the email's owner on
+    another IP, nor the same email at another business."""
+    app = app_factory(database_url, CUSTOMER_PORTAL_LOGIN_RATE_LIMIT_EMAIL="2 per hour")
+    with app.app_context():
+        portal.create_business("Acme Cloud", public_id="acme")
+        portal.create_business("Globex", public_id="globex")
+    client = app.test_client()
+    token = csrf_token(client.get(LOGIN).text)
+
+    def ask(ip: str, page: str = LOGIN) -> TestResponse:
+        form = {"csrf_token": token, "email": "ana@example.com"}
+        return client.post(page, data=form, environ_base={"REMOTE_ADDR": ip})
+
+    assert [ask("203.0.113.66").status_code for _ in range(2)] == [200, 200]
+    refused = ask("203.0.113.66")
+    assert refused.status_code == 429 and "try again in 60 minutes" in refused.text
+    assert 3540 < int(refused.headers["Retry-After"]) <= 3600
+    assert "Content-Security-Policy" in refused.headers
+    assert ask("198.51.100.7").status_code == 200, "the owner still signs in"
+    assert ask("203.0.113.66", "/portal/test/login/globex").status_code == 200
+
+
+def test_an_email_has_a_ceiling_across_client_ips(
+    app_factory: Callable[..., Flask], database_url: str
+) -> None:
+    """T9: many IPs together may ask for one email only up to a higher ceiling, per business;
+    only the requests that were answered count against it."""
+    app = app_factory(
+        database_url,
+        CUSTOMER_PORTAL_LOGIN_RATE_LIMIT_EMAIL="2 per hour",
+        CUSTOMER_PORTAL_LOGIN_RATE_LIMIT_EMAIL_ALL_IPS="3 per hour",
+    )
+    with app.app_context():
+        portal.create_business("Acme Cloud", public_id="acme")
+        portal.create_business("Globex", public_id="globex")
+    client = app.test_client()
+    token = csrf_token(client.get(LOGIN).text)
+
+    def ask(ip: str, page: str = LOGIN) -> int:
+        form = {"csrf_token": token, "email": "ana@example.com"}
+        return client.post(page, data=form, environ_base={"REMOTE_ADDR": ip}).status_code
+
+    assert [ask("203.0.113.66") for _ in range(5)] == [200, 200, 429, 429, 429]
+    # The refused requests did not count against the email: one more may ask.
+    assert [ask("203.0.113.1"), ask("203.0.113.2")] == [200, 429]
+    assert ask("203.0.113.2", "/portal/test/login/globex") == 200
 
 
 def test_a_portal_customer_is_not_the_hosts_user_and_the_staff_page_stays_closed(
@@ -466,6 +566,48 @@ def test_an_oversized_form_is_refused(client: FlaskClient, business: m.Business)
     token = csrf_token(client.get(LOGIN).text)
     response = client.post(LOGIN, data={"csrf_token": token, "email": "a" * 70_000})
     assert response.status_code == 413
+
+
+class ChunkedBody(io.RawIOBase):
+    """A request body that arrives in chunks, without a Content-Length: it counts what is read."""
+
+    def __init__(self, chunks: Iterator[bytes]) -> None:
+        self.chunks = chunks
+        self.pending = b""
+        self.read_bytes = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        if not self.pending:
+            self.pending = next(self.chunks, b"")
+        size = min(len(buffer), len(self.pending))
+        buffer[:size] = self.pending[:size]
+        self.pending = self.pending[size:]
+        self.read_bytes += size
+        return size
+
+
+def test_a_chunked_form_is_capped_by_what_is_read(
+    client: FlaskClient, business: m.Business
+) -> None:
+    """V1: a form sent with ``Transfer-Encoding: chunked`` (no Content-Length to check) is cut
+    off once 64 KiB are read: a 413 page, and the megabyte behind it is never read."""
+    token = csrf_token(client.get(LOGIN).text)
+    first = f"csrf_token={token}&email=".encode()
+    body = ChunkedBody(itertools.chain([first], itertools.repeat(b"a" * 4096, 256)))
+    response = client.post(
+        LOGIN,
+        headers={"Transfer-Encoding": "chunked"},
+        content_type="application/x-www-form-urlencoded",
+        # A WSGI server that decodes chunked bodies says so (gunicorn, Werkzeug's own).
+        environ_overrides={"wsgi.input": body, "wsgi.input_terminated": True},
+    )
+    assert response.status_code == 413
+    assert "That was too much to send" in response.text
+    assert "Content-Security-Policy" in response.headers
+    assert body.read_bytes <= 64 * 1024 + 4096
 
 
 def test_signing_in_sends_a_signal(app: Flask, client: FlaskClient, customer: m.Customer) -> None:

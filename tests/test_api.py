@@ -263,6 +263,41 @@ def test_a_return_url_must_point_to_an_allowed_origin(
     assert f'href="{good}"' in client.get("/portal/").text
 
 
+@pytest.mark.parametrize(
+    "url",
+    [
+        f"{EXTERNAL_URL}.evil.example/account",
+        f"{EXTERNAL_URL}@evil.example/account",
+        f"{EXTERNAL_URL}:8080/account",
+        f"{EXTERNAL_URL}evil.example/",
+        "https://shop.example.com.evil.example/account",
+        "https://shop.example.com@evil.example/account",
+        "https://shop.example.com:8443/account",
+        "https://shop.example.com%2F@evil.example/",
+    ],
+)
+def test_a_return_url_that_only_starts_like_an_allowed_origin_is_refused(
+    database_url: str,
+    app_factory: Callable[..., Flask],
+    customer: m.Customer,
+    api_key: str,
+    url: str,
+) -> None:
+    """V1: the origin is compared whole (scheme, host, port); a look-alike host, a user
+    name before "@" or another port leads elsewhere and is refused."""
+    shop = app_factory(
+        database_url, CUSTOMER_PORTAL_RETURN_URL_ORIGINS=["https://shop.example.com"]
+    )
+    client = shop.test_client()
+    for allowed in (f"{EXTERNAL_URL}/account", "https://shop.example.com/account"):
+        accepted = create_session(client, customer.public_id, api_key, json={"return_url": allowed})
+        assert accepted.status_code == 200, allowed
+
+    refused = create_session(client, customer.public_id, api_key, json={"return_url": url})
+
+    assert list(assert_error(refused, 400)["errors"]) == ["return_url"]
+
+
 def test_invalid_requests_get_400_in_the_json_error_shape(
     client: FlaskClient, customer: m.Customer, api_key: str
 ) -> None:
@@ -359,6 +394,31 @@ def test_the_api_is_rate_limited_per_key(
     for _ in range(3):
         assert_error(create_session(client, customer.public_id, None), 401)
     assert_error(create_session(client, customer.public_id, None), 429)
+
+
+def test_wrong_keys_are_rate_limited_per_client_ip(
+    database_url: str,
+    app_factory: Callable[..., Flask],
+    customer: m.Customer,
+    api_key: str,
+) -> None:
+    """T9: each guessed key would count alone; the failures of one client IP are counted
+    together, so guess N+1 gets 429 with Retry-After, whatever key it carries, while the
+    right key from another IP goes on."""
+    limited = app_factory(database_url, CUSTOMER_PORTAL_API_AUTH_FAILURE_RATE_LIMIT="3 per minute")
+    client = limited.test_client()
+    guesser = {"environ_base": {"REMOTE_ADDR": "203.0.113.9"}}
+    for guess in range(3):
+        wrong = create_session(client, customer.public_id, f"cp_test_{guess:043d}", **guesser)
+        assert_error(wrong, 401)
+    refused = create_session(client, customer.public_id, "cp_test_" + "9" * 43, **guesser)
+    body = assert_error(refused, 429)
+    assert "3 per 1 minute" in body["message"]
+    assert 0 < int(refused.headers["Retry-After"]) <= 61
+    assert_error(create_session(client, customer.public_id, api_key, **guesser), 429)
+    backend = {"environ_base": {"REMOTE_ADDR": "198.51.100.7"}}
+    for _ in range(5):
+        assert create_session(client, customer.public_id, api_key, **backend).status_code == 200
 
 
 def test_keys_and_link_tokens_are_stored_only_hashed(
@@ -500,7 +560,11 @@ def test_a_host_with_csrf_protection_does_not_block_the_api(
 @pytest.fixture
 def fuzz_client(database_url: str, app_factory: Callable[..., Flask]) -> FlaskClient:
     """A client for all the examples of one fuzz run, without a tight rate limit."""
-    fuzzed = app_factory(database_url, CUSTOMER_PORTAL_API_RATE_LIMIT="100000 per minute")
+    fuzzed = app_factory(
+        database_url,
+        CUSTOMER_PORTAL_API_RATE_LIMIT="100000 per minute",
+        CUSTOMER_PORTAL_API_AUTH_FAILURE_RATE_LIMIT="100000 per minute",
+    )
     return fuzzed.test_client()
 
 

@@ -36,7 +36,14 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "theming",
     ),
     # Pluggable parts: the payment providers, the invoice renderer, the mailer.
-    "leaves": ("providers", "providers.base", "providers.test", "invoices", "mail"),
+    "leaves": (
+        "providers",
+        "providers.base",
+        "providers.test",
+        "providers.test_tables",
+        "invoices",
+        "mail",
+    ),
     # What the portal keeps per app, and the one way to reach it.
     "state": ("state", "proxies"),
     # Plain functions of explicit arguments: no request, no view.
@@ -57,6 +64,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "payments",
         "licenses",
         "summary",
+        "retention",
         "migrate",
         "migrations",
         "migrations.env",
@@ -68,6 +76,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "views.auth",
         "views.billing",
         "views.guard",
+        "views.health",
         "views.language",
         "views.licenses",
         "views.messages",

@@ -360,3 +360,19 @@ def test_text_saved_by_anyone_renders_escaped(
         text = client.get(url).text
         assert "<script>alert" not in text and "<img src=x" not in text, url
         assert "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;" in text, url
+
+
+def test_an_invoice_pdf_is_never_stored_by_a_cache(
+    client: FlaskClient, signed_in: m.Customer
+) -> None:
+    """T7, Z1: a billing document is sent ``no-store``, so neither the browser nor any cache
+    on the way keeps a copy after sign-out; with no copy to revalidate, every request
+    is a download (no ETag, no 304)."""
+    invoice = portal.issue_invoice(signed_in, [LINE], currency="USD")
+    url = f"{BILLING}/invoices/{invoice.public_id}.pdf"
+    first = client.get(url)
+    assert first.status_code == 200 and first.mimetype == "application/pdf"
+    assert first.headers["Cache-Control"] == "no-store"
+    assert "ETag" not in first.headers
+    again = client.get(url, headers={"If-None-Match": "*"})
+    assert again.status_code == 200 and again.data == first.data

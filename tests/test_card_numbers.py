@@ -199,3 +199,100 @@ def test_a_phone_number_in_international_form_is_not_mistaken_for_a_card(
     assert response.status_code == 303
     session.refresh(signed_in)
     assert signed_in.phone == "+5511987654325"
+
+
+#: A card number hidden among other text, as someone might type or paste it, and its digits.
+HIDDEN_NUMBERS = {
+    "4242 4242 4242 4242 12/34 123": "4242424242424242",
+    "Card: 4242424242424242, thanks": "4242424242424242",
+    "+4242 4242 4242 4242": "4242424242424242",
+    "+55 4000-0027-6000-3184": "4000002760003184",
+}
+EMAIL_NUMBER = "4242424242424242@example.com"
+
+
+def count_outbox(session: Session) -> int:
+    return int(session.scalar(sa.select(sa.func.count()).select_from(m.OutboxMessage)) or 0)
+
+
+@pytest.mark.parametrize("value", HIDDEN_NUMBERS)
+@pytest.mark.parametrize("field", ["name", "phone", "email"])
+def test_a_card_number_among_other_text_is_refused_in_every_field(
+    client: FlaskClient,
+    session: Session,
+    signed_in: m.Customer,
+    caplog: pytest.LogCaptureFixture,
+    field: str,
+    value: str,
+) -> None:
+    """P1: a number with its expiry and code, among words, or after a "+" is refused in any
+    field of the profile form; nothing is saved or queued, and no log record holds it."""
+    caplog.set_level(logging.DEBUG)
+    form = {"name": "Ana Souza", "email": "ana@example.com", "phone": ""}
+    token = csrf_token(client.get("/portal/profile").text)
+    response = client.post("/portal/profile", data={**form, field: value, "csrf_token": token})
+    assert response.status_code == 400
+    assert REFUSED in response.text
+    assert count_outbox(session) == 0
+    assert_nowhere(HIDDEN_NUMBERS[value], session, caplog)
+
+
+def test_a_card_number_as_an_email_address_is_refused(
+    client: FlaskClient,
+    session: Session,
+    signed_in: m.Customer,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """P1: an email change to ``4242424242424242@example.com`` queues no confirmation mail;
+    the sign-in form refuses the address too."""
+    caplog.set_level(logging.DEBUG)
+    token = csrf_token(client.get("/portal/profile").text)
+    form = {"name": "Ana Souza", "email": EMAIL_NUMBER, "phone": "", "csrf_token": token}
+    response = client.post("/portal/profile", data=form)
+    assert response.status_code == 400 and REFUSED in response.text
+    login = client.post(
+        "/portal/test/login/acme", data={"csrf_token": token, "email": EMAIL_NUMBER}
+    )
+    assert login.status_code == 400 and REFUSED in login.text
+    assert count_outbox(session) == 0
+    assert_nowhere(EMAIL_NUMBER, session, caplog)
+
+
+@pytest.mark.parametrize("value", [*HIDDEN_NUMBERS, EMAIL_NUMBER])
+def test_the_data_api_refuses_a_card_number_in_any_text(
+    session: Session, business: m.Business, customer: m.Customer, value: str
+) -> None:
+    """P1: the merchant's code gets the same refusal (code ``card_number``) in a name, an
+    email, an address or a product; nothing is written."""
+    calls = {
+        "name": lambda: portal.upsert_customer(business, "bruno@example.com", name=value),
+        "email": lambda: portal.upsert_customer(business, value),
+        "address": lambda: portal.update_business(business, address="Rua Augusta\n" + value),
+        "product": lambda: portal.start_subscription(
+            customer, product=value, price=2900, currency="USD"
+        ),
+    }
+    number = HIDDEN_NUMBERS.get(value, "4242424242424242")
+    for field, call in calls.items():
+        with pytest.raises(ValidationError) as error:
+            call()
+        assert (error.value.field, error.value.code) == (field, "card_number")
+        assert number not in digits(str(error.value))
+    assert all(number not in digits(stored) for stored in stored_values(session))
+
+
+def test_a_long_number_that_is_not_a_card_is_accepted(
+    client: FlaskClient, session: Session, signed_in: m.Customer
+) -> None:
+    """P1 without false alarms: a 16-digit order reference that fails the Luhn check is
+    text like any other, on the pages and in the data API."""
+    reference = "Order 4242424242424241"
+    token = csrf_token(client.get("/portal/profile").text)
+    form = {"name": reference, "email": "ana@example.com", "phone": "", "csrf_token": token}
+    assert client.post("/portal/profile", data=form).status_code == 303
+    session.refresh(signed_in)
+    assert signed_in.name == reference
+    subscription = portal.start_subscription(
+        signed_in, product="Acme Cloud", plan="Ref 4242-4242-4242-4241", price=2900, currency="USD"
+    )
+    assert subscription.plan == "Ref 4242-4242-4242-4241"

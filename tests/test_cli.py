@@ -257,3 +257,31 @@ def test_end_cancellations_ends_what_is_due(app: Flask, subscription: m.Subscrip
     assert "Ended 1 subscription." in result.output
     app.extensions["customer_portal"].session.refresh(subscription)
     assert subscription.status == "cancelled"
+
+
+def test_purge_deletes_what_ended_over_the_retention_period_and_says_how_much(
+    app: Flask, client: FlaskClient, customer: m.Customer, session: Session
+) -> None:
+    """Retention: a sign-in and an emailed link of 32 days ago go; today's sign-in stays."""
+    import time_machine
+
+    with time_machine.travel(datetime.now(UTC) - timedelta(days=32), tick=False):
+        assert sign_in_with_link(client, customer).status_code == 303
+        portal.create_portal_session(customer, send_email=True)
+        assert run(app, "send-mail").output.startswith("Sent 1 message;")
+    assert sign_in_with_link(client, customer).status_code == 303
+
+    result = run(app, "purge")
+    assert result.exit_code == 0, result.output
+    assert result.output == (
+        "Deleted what ended more than 30 days ago:\n"
+        "  used or expired links:     3\n"  # the used one, the shared one, the emailed one
+        "  ended portal sessions:     1\n"
+        "  sent or dropped messages:  1\n"
+    )
+    session.expire_all()
+    today = datetime.now(UTC) - timedelta(days=1)
+    assert [link.used_at > today for link in session.scalars(sa.select(m.LoginLink))] == [True]
+    assert [s.created_at > today for s in session.scalars(sa.select(m.PortalSession))] == [True]
+    assert session.scalars(sa.select(m.OutboxMessage)).all() == []
+    assert "links:     0" in run(app, "purge").output

@@ -337,14 +337,40 @@ def test_naive_timestamps_are_refused_and_aware_ones_come_back_in_utc(
 
 
 def test_a_subscription_has_one_payment_in_flight(session: Session, ids: dict[str, int]) -> None:
-    """P2: a second pending attempt on the same subscription is refused by the schema."""
+    """P2: the schema refuses a second attempt in flight on a subscription, inserted or updated.
+
+    Whatever code writes it (the lock in ``payments`` aside): a second pending or
+    requires_action row, or a settled row put back in flight, is refused; another
+    subscription, a payment of no subscription, or an attempt after the first settled is not.
+    """
     customer, subscription = ids["customer"], ids["subscription"]
     pending = {"subscription_id": subscription, "status": "pending"}
-    insert(session, m.Payment, **payment_row(customer, **pending))
+    first = insert(session, m.Payment, **payment_row(customer, **pending))
     refused(session, m.Payment, **payment_row(customer, **pending))
     refused(
         session, m.Payment, **payment_row(customer, **(pending | {"status": "requires_action"}))
     )
-    insert(
+    settled = insert(
         session, m.Payment, **payment_row(customer, subscription_id=subscription, status="failed")
     )
+    with pytest.raises(IntegrityError):
+        session.execute(
+            sa.update(m.Payment).where(m.Payment.id == settled).values(status="requires_action")
+        )
+        session.commit()
+    session.rollback()
+
+    # Another subscription of the same customer, and the merchant's own payments of no
+    # subscription, have attempts of their own.
+    other = insert(session, m.Subscription, **subscription_row(customer))
+    insert(session, m.Payment, **payment_row(customer, subscription_id=other, status="pending"))
+    insert(session, m.Payment, **payment_row(customer, status="pending"))
+    insert(session, m.Payment, **payment_row(customer, status="pending"))
+    # Once the attempt in flight has settled, the next one may start.
+    session.execute(sa.update(m.Payment).where(m.Payment.id == first).values(status="failed"))
+    session.commit()
+    insert(session, m.Payment, **payment_row(customer, **pending))
+    in_flight = sa.select(sa.func.count()).where(
+        m.Payment.subscription_id == subscription, m.Payment.status.in_(m.IN_FLIGHT)
+    )
+    assert session.scalar(in_flight) == 1

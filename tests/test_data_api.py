@@ -79,6 +79,53 @@ def test_business_input_is_checked(session: Session, business: m.Business) -> No
     assert portal.get_business(random_id.public_id) == random_id
 
 
+@pytest.mark.parametrize(
+    ("kwargs", "field", "code"),
+    [
+        ({"public_id": "globex\n"}, "public_id", "invalid_public_id"),
+        ({"invoice_prefix": "GLX\n"}, "invoice_prefix", "invalid_invoice_prefix"),
+        ({"brand_color": "#1a73e8\n"}, "brand_color", "invalid_color"),
+        ({"name": "Globex\nBcc: all@example.com"}, "name", "control_characters"),
+        ({"name": "Globex\u2028Bcc: all@example.com"}, "name", "control_characters"),
+        ({"name": "Globex\tInc"}, "name", "control_characters"),
+    ],
+)
+def test_merchant_input_refuses_newlines_where_one_line_is_meant(
+    session: Session, business: m.Business, kwargs: dict, field: str, code: str
+) -> None:
+    """V1, M3: a trailing newline slips past no pattern, and a name (it goes into the subject of
+    every mail) is one line; each is a ValidationError with its code, and nothing is written."""
+    arguments = {"name": "Globex", **kwargs}
+    with pytest.raises(ValidationError) as error:
+        portal.create_business(**arguments)
+    assert (error.value.field, error.value.code) == (field, code)
+    assert count(session, m.Business) == 1
+
+
+def test_product_plan_and_customer_names_are_one_line(
+    session: Session, business: m.Business, customer: m.Customer
+) -> None:
+    """M3: a line break in a product, plan or customer name is refused (code
+    ``control_characters``); an address keeps its lines."""
+    calls = {
+        "product": lambda: portal.start_subscription(
+            customer, product="Cloud\nBcc: all@example.com", price=2900, currency="USD"
+        ),
+        "plan": lambda: portal.start_subscription(
+            customer, product="Cloud", plan="Pro\r\nX-Spam: yes", price=2900, currency="USD"
+        ),
+        "name": lambda: portal.upsert_customer(business, customer.email, name="Ana\nSouza"),
+    }
+    for field, call in calls.items():
+        with pytest.raises(ValidationError) as error:
+            call()
+        assert (error.value.field, error.value.code) == (field, "control_characters")
+    assert count(session, m.Subscription) == 0
+    assert customer.name == "Ana Souza"
+    updated = portal.update_business(business, address="Rua Augusta 100\n\tSão Paulo")
+    assert updated.address == "Rua Augusta 100\n\tSão Paulo"
+
+
 def test_subscription_periods_follow_the_calendar(customer: m.Customer) -> None:
     start = datetime(2026, 1, 31, 10, 0, tzinfo=UTC)
     subscription = portal.start_subscription(
@@ -385,3 +432,52 @@ def run_threads(target: Callable[[], None], count: int) -> None:
         thread.start()
     for thread in threads:
         thread.join()
+
+
+@pytest.mark.postgresql_only
+def test_refunds_racing_on_one_payment_never_exceed_it(
+    app: Flask, session: Session, customer: m.Customer
+) -> None:
+    """Ten refunds of 400 on a payment of 1000 at once: two pass, the others are refused."""
+    payment_id = portal.record_payment(customer, amount=1000, currency="USD").id
+    barrier = threading.Barrier(10)
+    outcomes: list[str] = []
+
+    def refund() -> None:
+        with app.app_context():
+            own = app.extensions["customer_portal"].session.get(m.Payment, payment_id)
+            barrier.wait()
+            try:
+                portal.record_refund(own, amount=400)
+                outcomes.append("refunded")
+            except ValidationError as error:
+                outcomes.append(error.code)
+
+    run_threads(refund, 10)
+    assert sorted(outcomes) == ["exceeds_refundable"] * 8 + ["refunded"] * 2
+    refunds = session.scalars(sa.select(m.Refund.amount).filter_by(payment_id=payment_id))
+    assert list(refunds) == [400, 400]
+
+
+def test_identifiers_of_other_systems_may_look_like_card_numbers(
+    business: m.Business, customer: m.Customer
+) -> None:
+    """P1 without false alarms: a processor's 16-digit reference, a numeric idempotency key
+    or an unformatted tax number is an identifier, not a card number (this one passes the Luhn
+    check, as one in ten such references does); the same digits as a name are refused."""
+    reference = "4242424242424242"
+    invoice = portal.issue_invoice(customer, [LINE], currency="USD")
+    payment = portal.record_payment(
+        customer,
+        invoice=invoice,
+        amount=invoice.total,
+        currency="USD",
+        provider_reference=reference,
+        idempotency_key=reference,
+    )
+    assert (payment.provider_reference, payment.idempotency_key) == (reference, reference)
+    portal.update_business(business, tax_id="11222333000181")
+    assert business.tax_id == "11222333000181"
+    with pytest.raises(ValidationError) as error:
+        portal.upsert_customer(business, customer.email, name=reference)
+    assert error.value.code == "card_number"

@@ -15,7 +15,12 @@ from sqlalchemy import func, select
 
 from example_app import create_app
 from example_app.models import db
-from flask_customer_portal import create_portal_session, get_business, local_messages
+from flask_customer_portal import (
+    ConfigurationError,
+    create_portal_session,
+    get_business,
+    local_messages,
+)
 from flask_customer_portal.emails import send_queued
 from flask_customer_portal.models import Customer, Invoice, LicenseKey, Subscription
 
@@ -184,6 +189,46 @@ def test_init_db_alone_makes_an_empty_store(app: Flask, runner: FlaskCliRunner) 
     client = app.test_client()
     assert sign_in(client)[0] == 302
     assert "seed-demo" in client.get("/staff/").get_data(as_text=True)
+
+
+#: A production store's settings, but for the secrets each test sets.
+PRODUCTION = {
+    "SQLALCHEMY_DATABASE_URI": "sqlite://",
+    "SESSION_COOKIE_SECURE": True,
+    "CUSTOMER_PORTAL_EXTERNAL_URL": "https://acme.example.com",
+    "CUSTOMER_PORTAL_RATELIMIT_STORAGE_URI": "redis://127.0.0.1:6379",
+    "STAFF_PASSWORD": PASSWORD,
+}
+
+
+@pytest.mark.parametrize("key", [None, "acme-development-only"])
+def test_outside_debug_the_store_refuses_its_development_secret_key(key: str | None) -> None:
+    """Everyone knows it: a forged staff cookie would mint a link into any customer's portal."""
+    with pytest.raises(ConfigurationError, match="SECRET_KEY is (not set|a development value)"):
+        create_app(PRODUCTION | {"SECRET_KEY": key})
+
+
+def test_outside_debug_the_store_refuses_its_demo_staff_password() -> None:
+    with pytest.raises(ConfigurationError, match="STAFF_PASSWORD is the demo's password"):
+        create_app(PRODUCTION | {"SECRET_KEY": "7" * 64, "STAFF_PASSWORD": "acme-staff-demo"})
+
+
+def test_in_debug_the_store_runs_with_its_development_secrets(tmp_path: Path) -> None:
+    """`make demo`: nothing configured but ``--debug``; staff sign in with the demo password."""
+    app = create_app(
+        {
+            "DEBUG": True,
+            "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'acme.sqlite3'}",
+            "CUSTOMER_PORTAL_MAIL_DISPATCH": "manual",
+        }
+    )
+    app.test_client_class = IsolatedClient
+    try:
+        assert app.test_cli_runner().invoke(args=["init-db"]).exit_code == 0
+        assert sign_in(app.test_client(), password="acme-staff-demo")[0] == 302
+    finally:
+        with app.app_context():
+            db.engine.dispose()
 
 
 def test_home_page_shows_where_the_portal_lives(client: FlaskClient) -> None:

@@ -12,10 +12,12 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+import sqlalchemy as sa
 import time_machine
 from flask import Flask
 from flask.testing import FlaskClient
 from itsdangerous import URLSafeTimedSerializer
+from sqlalchemy.orm import Session
 
 import flask_customer_portal as portal
 from flask_customer_portal import links
@@ -121,3 +123,63 @@ def test_a_link_opens_once_however_it_is_signed(
     assert open_link(client, link.url).status_code == 303
     token = link.url.rsplit("/", 1)[1]
     assert try_token(client, token) == (410, 410)
+
+
+def test_a_link_stops_at_the_very_second_it_expires(
+    client: FlaskClient, customer: m.Customer
+) -> None:
+    """T4: a dynamic link opens until the second before its 24 hours are up, not at that second."""
+    start = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+    with time_machine.travel(start, tick=False):
+        link = portal.create_portal_session(customer)
+    token = link.url.rsplit("/", 1)[1]
+    with time_machine.travel(start + timedelta(hours=24), tick=False):
+        assert try_token(client, token) == (410, 410)
+    with time_machine.travel(start + timedelta(hours=24, seconds=-1), tick=False):
+        assert try_token(client, token) == (200, 303)
+
+
+def test_a_token_signed_with_the_key_but_not_by_the_portal_is_refused(
+    app: Flask, client: FlaskClient, customer: m.Customer
+) -> None:
+    """T5: a payload the portal never signs (not a link's id), even under its key, opens nothing."""
+    signer = URLSafeTimedSerializer(app.config["SECRET_KEY"], salt="customer-portal.portal_session")
+    for payload in (["x" * 43], {"id": "x" * 43}, 42):
+        assert try_token(client, signer.dumps(payload)) == (410, 410), payload
+
+
+def test_an_email_change_revokes_only_the_customers_unused_links(
+    app: Flask, client: FlaskClient, signed_in: m.Customer, session: Session
+) -> None:
+    """T5: asking for a new email replaces only an earlier email-change link; confirming it
+    revokes the customer's unused sign-in links. Another customer's links, and the record of
+    a link already used, stay as they are."""
+    bruno = portal.upsert_customer(signed_in.business, "bruno@example.com")
+    bruno_link = portal.create_portal_session(bruno)
+    used = portal.create_portal_session(signed_in)
+    assert open_link(app.test_client(), used.url).status_code == 303
+    used_row = sa.select(m.LoginLink.used_at).filter_by(
+        token_hash=links.hash_token(single_use_id(used.url.rsplit("/", 1)[1]))
+    )
+    used_at = session.scalar(used_row)
+    waiting = portal.create_portal_session(signed_in)
+    earlier = links.new_link(signed_in, "email_change", new_email="ana.before@example.com")
+    session.commit()
+
+    def page(link: links.PortalLink) -> int:
+        return client.get(link.url.removeprefix(EXTERNAL_URL)).status_code
+
+    profile = client.get("/portal/profile")
+    form = {"name": "Ana Souza", "email": "ana.new@example.com"}
+    asked = client.post("/portal/profile", data={**form, "csrf_token": csrf_token(profile.text)})
+    assert asked.status_code == 303
+    assert page(earlier) == 410, "the newer request replaces it"
+    assert (page(waiting), page(bruno_link)) == (200, 200)
+
+    confirmation = links.new_link(signed_in, "email_change", new_email="ana.new@example.com")
+    session.commit()
+    assert open_link(app.test_client(), confirmation.url).status_code == 303
+
+    assert (page(waiting), page(bruno_link)) == (410, 200)
+    session.expire_all()
+    assert session.scalar(used_row) == used_at

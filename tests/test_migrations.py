@@ -76,3 +76,38 @@ def test_upgrading_twice_changes_nothing(app: Flask) -> None:
     with app.app_context():
         migrate.upgrade()
         assert migrate.current_revision() == migrate.head_revision()
+
+
+def test_0003_upgrades_a_database_in_use_and_downgrades_back(
+    empty_database_url: str, app_factory: Callable[..., Flask]
+) -> None:
+    """The test provider's tables arrive beside a portal already holding data, and leave it
+    as it was on the way down."""
+    app = app_factory(empty_database_url)
+    engine = app.extensions["customer_portal"].engine
+    with app.app_context():
+        migrate.upgrade("0002")
+        with engine.begin() as connection:
+            connection.execute(
+                sa.text(
+                    "INSERT INTO portal_businesses (public_id, name, default_locale, "
+                    "invoice_prefix, invoice_counter_live, invoice_counter_test, "
+                    "cancel_at_period_end, cancel_now, created_at) "
+                    "VALUES ('biz_1', 'Acme', 'en', 'ACME', 7, 0, true, true, '2026-11-01')"
+                )
+            )
+        migrate.upgrade("0003")
+        assert {
+            "portal_test_provider_cards",
+            "portal_test_provider_setups",
+            "portal_test_provider_charges",
+        } <= _portal_tables(engine)
+        with engine.connect() as connection:
+            assert (
+                connection.scalar(sa.text("SELECT invoice_counter_live FROM portal_businesses"))
+                == 7
+            )
+        migrate.downgrade("0002")
+        assert not any(name.startswith("portal_test_provider_") for name in _portal_tables(engine))
+        with engine.connect() as connection:
+            assert connection.scalar(sa.text("SELECT name FROM portal_businesses")) == "Acme"

@@ -7,7 +7,7 @@ card and challenge pages, with their CSRF tokens (P1, P3, P4, T12, Z1, C1).
 from __future__ import annotations
 
 import re
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -28,6 +28,7 @@ from .conftest import EXTERNAL_URL, csrf_token, local_mail_app, sign_in_with_lin
 from .helpers import AUTHENTICATE, CHARGE_FAILS, DECLINED, SUCCEEDS, enter_card
 
 CHECKED = re.compile(r'name="payment_method" value="(pm_\w+)" checked')
+SETUP_ID = re.compile(r'name="setup_id" value="([\w-]+)"')
 KEY = re.compile(r'name="idempotency_key" value="([\w-]+)"')
 
 
@@ -92,7 +93,12 @@ def add_card(client: FlaskClient, subscription: m.Subscription, number: str) -> 
         client, card_page_path, number, shows=("Test payment page", "4242 4242 4242 4242")
     )
     assert saved.status_code == 303
-    back = client.get(local(saved.location))
+    returned = client.get(local(saved.location))
+    assert returned.status_code == 200 and f"Visa ending in {number[-4:]}" in returned.text
+    back = client.post(
+        local(saved.location),
+        data={"csrf_token": csrf_token(returned.text), "setup_id": found(SETUP_ID, returned.text)},
+    )
     assert back.status_code == 303
     assert back.location.startswith(edit_path(subscription) + "?card=pm_")
     edit_page = client.get(back.location)
@@ -470,3 +476,44 @@ def test_an_ended_subscription_has_no_payment_method_to_change(
     session.refresh(subscription)
     assert subscription.status == "cancelled" and subscription.payment_method_id is None
     assert provider.charge_count == 0
+
+
+def test_the_providers_return_page_saves_nothing_until_the_customer_posts(
+    client: FlaskClient, session: Session, bruno_signed_in: m.Customer, on_hold: m.Subscription
+) -> None:
+    """C1: where the provider sends the customer back (a GET anyone could make a browser
+    open) shows the card; only the CSRF-protected POST of its button saves it."""
+    page = client.get(edit_path(on_hold))
+    to_provider = client.post(
+        edit_path(on_hold) + "/new-card", data={"csrf_token": csrf_token(page.text)}
+    )
+    saved = enter_card(client, local(to_provider.location), SUCCEEDS)
+    back = local(saved.location)
+    for _ in range(2):
+        shown = client.get(back)
+        assert shown.status_code == 200 and "Visa ending in 4242" in shown.text
+    saved_cards = sa.select(sa.func.count()).select_from(m.PaymentMethod)
+    assert session.scalar(saved_cards) == 0
+    setup_id = found(SETUP_ID, shown.text)
+    assert client.post(back, data={"setup_id": setup_id}).status_code == 400, "no CSRF token"
+    assert session.scalar(saved_cards) == 0
+    done = client.post(back, data={"csrf_token": csrf_token(shown.text), "setup_id": setup_id})
+    assert done.status_code == 303 and session.scalar(saved_cards) == 1
+
+
+def test_a_card_page_expires(
+    app: Flask, client: FlaskClient, bruno_signed_in: m.Customer, on_hold: m.Subscription
+) -> None:
+    """A card page left open does not wait forever: after an hour it is gone, and a card
+    entered on it cannot be saved."""
+    page = client.get(edit_path(on_hold))
+    start = datetime.now(UTC)
+    with time_machine.travel(start, tick=False):
+        to_provider = client.post(
+            edit_path(on_hold) + "/new-card", data={"csrf_token": csrf_token(page.text)}
+        )
+    card_page = local(to_provider.location)
+    with time_machine.travel(start + timedelta(minutes=59), tick=False):
+        assert client.get(card_page).status_code == 200
+    with time_machine.travel(start + timedelta(minutes=61), tick=False):
+        assert client.get(card_page).status_code == 404

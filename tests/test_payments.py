@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 import flask_customer_portal as portal
 from flask_customer_portal import cards, emails, payments, settlement, signals
 from flask_customer_portal import models as m
-from flask_customer_portal.providers import ProviderError, SavedCard, TestProvider
+from flask_customer_portal.providers import ChargeResult, ProviderError, SavedCard, TestProvider
 from flask_customer_portal.subscriptions import add_interval
 
 from .conftest import EXTERNAL_URL, csrf_token, local_mail_app
@@ -144,7 +144,9 @@ def test_reactivation_charges_the_dues_once(
         "payment": payment.public_id,
         "invoice": invoice.public_id,
     }
-    assert received[1][1]["payment_method"] == card.public_id
+    about = {"customer": customer.public_id, "subscription": subscription.public_id}
+    assert received[1][1] == {**about, "payment_method": card.public_id}
+    assert received[2][1] == {**about, "payment": payment.public_id}
 
     assert emails.send_queued() == (2, 0)
     reactivated, succeeded = portal.local_messages()
@@ -187,7 +189,13 @@ def test_failed_payment_keeps_it_on_hold_and_a_new_key_retries(
     assert seen["attempts"] == [("failed", 2900, "key-bad")]
     assert seen["outbox"] == []
     assert [name for name, _ in received] == ["payment_failed"]
-    assert received[0][1]["reason"] == reason
+    assert failed.payment is not None
+    assert received[0][1] == {
+        "customer": customer.public_id,
+        "subscription": subscription.public_id,
+        "payment": failed.payment.public_id,
+        "reason": reason,
+    }
     assert portal.outstanding_dues(subscription)[0] == 2900
 
     # The same key again (a reload) answers the same, without asking for a charge.
@@ -295,6 +303,95 @@ def test_requires_action_then_failed(
     assert provider.charge_count == 2
 
 
+def test_a_renewal_that_failed_while_the_bank_waited_is_still_owed(
+    session: Session,
+    customer: m.Customer,
+    subscription: m.Subscription,
+    provider: TestProvider,
+    received: Received,
+) -> None:
+    """P2: an approved challenge pays the dues open when the attempt began, no more: a
+    renewal that failed meanwhile stays open, and the subscription stays on hold."""
+    (old,) = put_on_hold(subscription)
+    card = add_card(customer, AUTHENTICATE)
+    waiting = pay(subscription, card, "key-3ds")
+    assert waiting.status == "requires_action" and waiting.action_url is not None
+    assert waiting.payment is not None and waiting.invoice is not None
+    newer = portal.record_failed_renewal(subscription, reason="Card declined at renewal")
+    provider.answer_challenge(waiting.action_url.rsplit("/", 1)[1], approve=True)
+
+    settled = settlement.settle_payment(waiting.payment)
+
+    assert settled.status == "succeeded" and provider.charge_count == 1
+    assert provider.charges["key-3ds"].amount == 2900
+    seen = state(session, subscription)
+    assert seen["status"] == "on_hold"
+    assert seen["invoices"] == [
+        (old.number, "void", 2900),
+        (waiting.invoice.number, "paid", 2900),
+        (newer.number, "open", 2900),
+    ]
+    assert portal.outstanding_dues(subscription) == (2900, [newer])
+    assert seen["payment_method_id"] == card.id
+    assert seen["outbox"] == ["payment_succeeded"]
+    assert [name for name, _ in received] == ["payment_succeeded", "payment_method_updated"]
+
+
+@pytest.mark.parametrize(("interval", "count"), [("year", 1), ("month", 3), ("week", 2)])
+def test_a_reactivated_subscription_starts_a_period_of_its_own_length(
+    customer: m.Customer, provider: TestProvider, interval: str, count: int
+) -> None:
+    """A yearly plan paid again runs a year from the payment; one billed every three
+    months, three months; every two weeks, two weeks."""
+    subscription = portal.start_subscription(
+        customer,
+        product="Acme Cloud",
+        price=2900,
+        currency="USD",
+        interval=interval,
+        interval_count=count,
+    )
+    put_on_hold(subscription)
+
+    assert pay(subscription, add_card(customer, SUCCEEDS), "key-1").status == "succeeded"
+
+    start = subscription.current_period_start
+    assert subscription.current_period_end == add_interval(start, interval, count)
+    assert subscription.next_billing_at == subscription.current_period_end
+
+
+def test_a_payment_completed_after_the_merchant_ended_the_plan_is_flagged_for_a_refund(
+    session: Session,
+    customer: m.Customer,
+    subscription: m.Subscription,
+    provider: TestProvider,
+    received: Received,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """P2: the merchant ended the plan while the bank waited, then the challenge was approved:
+    the payment is recorded and announced, the plan stays ended, and the log names the payment
+    and the plan for the merchant to refund."""
+    put_on_hold(subscription)
+    waiting = pay(subscription, add_card(customer, AUTHENTICATE), "key-3ds")
+    assert waiting.payment is not None and waiting.action_url is not None
+    portal.transition(subscription, "expired")
+    session.commit()
+    provider.answer_challenge(waiting.action_url.rsplit("/", 1)[1], approve=True)
+
+    settled = settlement.settle_payment(waiting.payment)
+
+    assert settled.status == "succeeded" and provider.charge_count == 1
+    seen = state(session, subscription)
+    assert seen["status"] == "expired" and seen["payment_method_id"] is None
+    assert seen["outbox"] == ["payment_succeeded"]
+    assert [name for name, _ in received] == ["payment_succeeded"]
+    assert received[0][1]["payment"] == waiting.payment.public_id
+    assert (
+        f"payment {waiting.payment.public_id} succeeded after subscription "
+        f"{subscription.public_id} became expired: refund it if it is not owed"
+    ) in [record.getMessage() for record in caplog.records]
+
+
 # -- Never charge twice ------------------------------------------------------------------
 
 
@@ -388,21 +485,177 @@ def test_unknown_outcome_is_settled_with_the_same_key(
     assert settlement.reconcile(older_than=timedelta(0)) == 0
 
 
+@pytest.mark.parametrize(
+    ("number", "answer"), [(SUCCEEDS, "succeeded"), (DECLINED, "failed")], ids=["paid", "declined"]
+)
+def test_an_answer_recorded_twice_counts_once(
+    session: Session,
+    customer: m.Customer,
+    subscription: m.Subscription,
+    provider: TestProvider,
+    received: Received,
+    caplog: pytest.LogCaptureFixture,
+    number: str,
+    answer: str,
+) -> None:
+    """P3, P4: the reconciler and the customer coming back both learned the provider's answer;
+    the second to record it changes nothing: no second email, signal or period, no alarm."""
+    put_on_hold(subscription)
+    provider.fail_after_charge = "timeout"
+    outcome = pay(subscription, add_card(customer, number), "key-1")
+    assert outcome.status == "pending" and outcome.payment is not None
+    result = provider.lookup(idempotency_key="key-1")
+    assert result is not None and result.status == answer
+
+    first = settlement.record_result(outcome.payment, result)
+    after_first = state(session, subscription)
+    period = (subscription.current_period_start, subscription.current_period_end)
+    heard = list(received)
+    again = settlement.record_result(outcome.payment, result)
+
+    assert first.status == again.status == answer
+    assert state(session, subscription) == after_first
+    assert (subscription.current_period_start, subscription.current_period_end) == period
+    assert received == heard
+    assert [name for name, _ in received].count(f"payment_{answer}") == 1
+    assert after_first["outbox"] == (
+        ["payment_succeeded", "subscription_reactivated"] if answer == "succeeded" else []
+    )
+    assert provider.charge_count == 1
+    assert "refund it" not in caplog.text
+
+
+def test_settling_one_attempt_leaves_every_other_attempt_as_it_is(
+    session: Session,
+    business: m.Business,
+    customer: m.Customer,
+    subscription: m.Subscription,
+    provider: TestProvider,
+) -> None:
+    """P2: Ana's approved challenge settles Ana's attempt and invoice, nobody else's: Bruno's
+    attempt still waits for his bank, his invoice is still a draft, his plan still on hold."""
+    bruno = portal.upsert_customer(business, "bruno@example.com")
+    plans = [
+        subscription,
+        portal.start_subscription(bruno, product="Acme Cloud", price=2900, currency="USD"),
+    ]
+    waiting = []
+    for plan, key in zip(plans, ("key-ana", "key-bruno"), strict=True):
+        put_on_hold(plan)
+        waiting.append(pay(plan, add_card(plan.customer, AUTHENTICATE), key))
+    ana, bruno_waits = waiting
+    assert ana.action_url is not None and ana.payment is not None
+    provider.answer_challenge(ana.action_url.rsplit("/", 1)[1], approve=True)
+
+    assert settlement.settle_payment(ana.payment).status == "succeeded"
+
+    seen = state(session, plans[1])
+    assert seen["status"] == "on_hold"
+    assert seen["attempts"] == [("requires_action", 2900, "key-bruno")]
+    assert bruno_waits.invoice is not None
+    assert (bruno_waits.invoice.number, "draft", 2900) in seen["invoices"]
+    assert state(session, plans[0])["status"] == "active"
+
+
+def test_the_reconciler_leaves_the_merchants_own_pending_payments_alone(
+    session: Session, customer: m.Customer, subscription: m.Subscription, provider: TestProvider
+) -> None:
+    """P4: a payment the merchant recorded as pending (their processor, their key) is theirs to
+    settle: the portal never looks it up, nor calls it "not charged", however old it is."""
+    (dues,) = put_on_hold(subscription)
+    theirs = portal.record_payment(
+        customer,
+        amount=2900,
+        currency="USD",
+        invoice=dues,
+        status="pending",
+        idempotency_key="merchant-key-1",
+    )
+
+    with time_machine.travel(datetime.now(UTC) + timedelta(hours=1)):
+        assert settlement.reconcile() == 0
+        assert settlement.settle_pending(customer) == []
+
+    session.refresh(theirs)
+    assert (theirs.status, theirs.failure_reason) == ("pending", None)
+
+
+#: A bank's challenge page whose address holds a long run of digits (an id, not a card).
+BANK_PAGE = "https://bank.example/3ds/4242424242424242"
+
+
+@pytest.mark.parametrize(
+    ("answer", "recorded"),
+    [
+        (
+            ChargeResult("failed", reference="r" * 300, failure_reason="x" * 600),
+            ("failed", "x" * 500, "r" * 255, None),
+        ),
+        (ChargeResult("failed"), ("failed", "The payment failed.", None, None)),
+        (
+            ChargeResult("requires_action", reference="ch_1", action_url=BANK_PAGE),
+            ("requires_action", None, "ch_1", BANK_PAGE),
+        ),
+        (
+            ChargeResult("requires_action", action_url="https://bank.example/" + "a" * 1980),
+            ("pending", None, None, None),
+        ),
+    ],
+    ids=["long", "no reason", "digits in the bank's page", "bank's page too long"],
+)
+def test_a_providers_answer_is_kept_as_the_columns_can_hold_it(
+    session: Session,
+    customer: m.Customer,
+    subscription: m.Subscription,
+    provider: TestProvider,
+    answer: ChargeResult,
+    recorded: tuple[str, str | None, str | None, str | None],
+) -> None:
+    """A provider's overlong reason or reference is cut to its column; no reason reads "The
+    payment failed."; a challenge page is kept whatever digits it holds, but one over 2000
+    characters is not an answer: the attempt stays pending, to be settled later."""
+    put_on_hold(subscription)
+    provider.fail_after_charge = "timeout"
+    outcome = pay(subscription, add_card(customer, SUCCEEDS), "key-1")
+    assert outcome.payment is not None
+
+    settled = settlement.record_result(outcome.payment, answer)
+
+    payment = settled.payment
+    assert payment is not None
+    kept = (payment.status, payment.failure_reason, payment.provider_reference, payment.action_url)
+    assert kept == recorded
+
+
 class UnreachableProvider(TestProvider):
-    """A test provider that charge requests don't reach (the network fails before it) until told."""
+    """A test provider that charge requests (or look-ups) don't reach until told."""
 
     reachable = False
+    lookups_reachable = True
 
     def charge(self, **kwargs: Any) -> Any:
         if not self.reachable:
             raise ProviderError("connection refused")
         return super().charge(**kwargs)
 
+    def lookup(self, *, idempotency_key: str) -> Any:
+        if not self.lookups_reachable:
+            raise ProviderError("connection refused")
+        return super().lookup(idempotency_key=idempotency_key)
 
-def test_an_attempt_the_provider_never_saw_fails_after_the_grace_period(
-    database_url: str, app_factory: Callable[..., Flask]
-) -> None:
-    """P4: no charge under the key: "not charged" once the grace period is over; retry works."""
+    def cancel_charge(self, *, idempotency_key: str) -> Any:
+        if not self.lookups_reachable:
+            raise ProviderError("connection refused")
+        return super().cancel_charge(idempotency_key=idempotency_key)
+
+
+#: An unreachable provider, the app's session, a subscription on hold and a card.
+Unreachable = tuple[UnreachableProvider, Session, m.Subscription, m.PaymentMethod]
+
+
+@pytest.fixture
+def unreachable(database_url: str, app_factory: Callable[..., Flask]) -> Iterator[Unreachable]:
+    """Bruno's subscription on hold and his card, in an app whose provider is unreachable."""
     provider = UnreachableProvider()
     app = app_factory(database_url, portal_options={"test_provider": provider})
     with app.app_context():
@@ -412,20 +665,77 @@ def test_an_attempt_the_provider_never_saw_fails_after_the_grace_period(
             customer, product="Acme Cloud", price=2900, currency="USD"
         )
         put_on_hold(subscription)
-        card = add_card(customer, SUCCEEDS)
+        session = app.extensions["customer_portal"].session
+        yield provider, session, subscription, add_card(customer, SUCCEEDS)
 
+
+def test_an_attempt_the_provider_never_saw_fails_after_the_grace_period(
+    unreachable: Unreachable,
+) -> None:
+    """P4: no charge under the key: pending for NOT_CHARGED_AFTER, to the second; then failed,
+    telling the customer they were not charged; a retry works."""
+    provider, session, subscription, card = unreachable
+    start = datetime.now(UTC) + timedelta(minutes=1)
+    with time_machine.travel(start, tick=False):
         assert pay(subscription, card, "key-1").status == "pending"
         assert settlement.reconcile(older_than=timedelta(0)) == 0
-        with time_machine.travel(datetime.now(UTC) + settlement.NOT_CHARGED_AFTER):
-            assert settlement.reconcile() == 1
+    with time_machine.travel(
+        start + settlement.NOT_CHARGED_AFTER - timedelta(seconds=1), tick=False
+    ):
+        assert settlement.reconcile() == 0
+    with time_machine.travel(start + settlement.NOT_CHARGED_AFTER, tick=False):
+        assert settlement.reconcile() == 1
 
-        session = app.extensions["customer_portal"].session
-        seen = state(session, subscription)
-        assert seen["status"] == "on_hold" and seen["attempts"] == [("failed", 2900, "key-1")]
-        assert [status for _, status, _ in seen["invoices"]] == ["open", "void"]
-        provider.reachable = True
-        assert pay(subscription, card, "key-2").status == "succeeded"
-        assert provider.charge_count == 1
+    seen = state(session, subscription)
+    assert seen["status"] == "on_hold" and seen["attempts"] == [("failed", 2900, "key-1")]
+    assert [status for _, status, _ in seen["invoices"]] == ["open", "void"]
+    attempt = session.scalars(sa.select(m.Payment).filter_by(idempotency_key="key-1")).one()
+    assert attempt.failure_reason == settlement.NOT_CHARGED
+    assert "you were not charged" in settlement.outcome(attempt).failure_reason
+    provider.reachable = True
+    assert pay(subscription, card, "key-2").status == "succeeded"
+    assert provider.charge_count == 1
+
+
+def test_while_the_provider_cannot_be_reached_an_attempt_stays_pending(
+    unreachable: Unreachable,
+) -> None:
+    """P4: the charge was made but its answer lost, and the provider is down when the customer
+    comes back: the attempt stays pending, nothing is recorded; settled once it answers."""
+    provider, session, subscription, card = unreachable
+    provider.reachable, provider.fail_after_charge = True, "timeout"
+    assert pay(subscription, card, "key-1").status == "pending"
+    provider.lookups_reachable = False
+
+    assert [o.status for o in settlement.settle_pending(subscription.customer)] == ["pending"]
+    assert settlement.reconcile(older_than=timedelta(0)) == 0
+    assert state(session, subscription)["attempts"] == [("pending", 2900, "key-1")]
+
+    provider.lookups_reachable = True
+    assert [o.status for o in settlement.settle_pending(subscription.customer)] == ["succeeded"]
+    assert provider.charge_count == 1
+    assert state(session, subscription)["status"] == "active"
+
+
+def test_a_charge_reported_after_the_attempt_was_given_up_is_flagged_for_a_refund(
+    unreachable: Unreachable, caplog: pytest.LogCaptureFixture
+) -> None:
+    """P4: an attempt settled as "not charged", then the provider says it charged after all:
+    nothing the customer sees changes, and the log names the payment to refund."""
+    provider, session, subscription, card = unreachable
+    attempt = pay(subscription, card, "key-1").payment
+    assert attempt is not None
+    with time_machine.travel(datetime.now(UTC) + settlement.NOT_CHARGED_AFTER * 2):
+        assert settlement.reconcile() == 1
+    before = state(session, subscription)
+
+    late = settlement.record_result(attempt, ChargeResult("succeeded", reference="ch_late"))
+
+    assert late.status == "failed"
+    assert state(session, subscription) == before
+    assert f"payment {attempt.public_id} is failed but the provider charged it: refund it" in [
+        record.getMessage() for record in caplog.records
+    ]
 
 
 # -- Atomicity (D3) ---------------------------------------------------------------------
@@ -470,6 +780,11 @@ def test_a_fault_while_recording_success_leaves_nothing_half_done(
         event.remove(target, name, listener)
 
     assert outcome.status == "pending" and "injected fault" in caplog.text
+    assert outcome.payment is not None
+    assert (
+        f"payment {outcome.payment.public_id}: recording the provider's answer failed; "
+        "it is settled later"
+    ) in [record.getMessage() for record in caplog.records]
     seen = state(session, subscription)
     assert seen["status"] == "on_hold" and seen["payment_method_id"] is None
     assert seen["attempts"] == [("pending", 2900, "key-1")]
@@ -679,20 +994,45 @@ def test_flask_portal_reconcile(
     assert len(portal.local_messages()) == 2  # the command sends its mail before it ends
 
 
-def test_a_challenge_approved_after_cancelling_never_reactivates(
+def test_cancelling_closes_a_challenge_at_the_provider(
+    session: Session,
+    customer: m.Customer,
+    subscription: m.Subscription,
+    provider: TestProvider,
+) -> None:
+    """P2: a payment waiting for the bank when the plan is cancelled is closed at the
+    provider: approving the challenge afterwards takes no money and reactivates nothing."""
+    put_on_hold(subscription)
+    outcome = pay(subscription, add_card(customer, AUTHENTICATE), "key-3ds")
+    assert outcome.payment is not None and outcome.action_url is not None
+    portal.cancel_subscription(subscription, at_period_end=False)
+    assert provider.charges["key-3ds"].status == "failed"
+    provider.answer_challenge(outcome.action_url.rsplit("/", 1)[1], approve=True)
+
+    settled = settlement.settle_payment(outcome.payment)
+
+    assert settled.status == "failed" and provider.charges["key-3ds"].status == "failed"
+    assert settled.failure_reason is not None and "not charged" in settled.failure_reason
+    seen = state(session, subscription)
+    assert seen["status"] == "cancelled" and seen["payment_method_id"] is None
+    assert [status for _, status, _ in seen["invoices"]] == ["void", "void"]
+    assert seen["outbox"] == ["subscription_cancelled"]
+
+
+def test_a_challenge_approved_just_before_cancelling_is_kept_and_flagged(
     session: Session,
     customer: m.Customer,
     subscription: m.Subscription,
     provider: TestProvider,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    """P2: a payment in flight when the plan was cancelled is recorded as the provider says,
-    the subscription stays cancelled, and the merchant is told to refund it."""
+    """P2: a charge the bank approved before the cancellation reached the provider is
+    recorded as it is, the subscription stays cancelled, and the merchant is told to refund."""
     put_on_hold(subscription)
     outcome = pay(subscription, add_card(customer, AUTHENTICATE), "key-3ds")
     assert outcome.payment is not None and outcome.action_url is not None
-    portal.cancel_subscription(subscription, at_period_end=False)
     provider.answer_challenge(outcome.action_url.rsplit("/", 1)[1], approve=True)
+    portal.cancel_subscription(subscription, at_period_end=False)
 
     settled = settlement.settle_payment(outcome.payment)
 
@@ -702,3 +1042,65 @@ def test_a_challenge_approved_after_cancelling_never_reactivates(
     assert [status for _, status, _ in seen["invoices"]] == ["void", "paid"]
     assert seen["outbox"] == ["subscription_cancelled", "payment_succeeded"]
     assert "refund it if it is not owed" in caplog.text
+
+
+def test_a_challenge_left_waiting_is_closed_after_the_action_timeout(
+    app: Flask,
+    session: Session,
+    customer: m.Customer,
+    subscription: m.Subscription,
+    provider: TestProvider,
+) -> None:
+    """P4: a customer who abandons 3-D Secure is not sent back to it forever: after
+    CUSTOMER_PORTAL_ACTION_TIMEOUT the charge is closed at the provider and the attempt
+    fails, so a new one can be made; before it, the attempt stays waiting."""
+    put_on_hold(subscription)
+    timeout = timedelta(seconds=app.config["CUSTOMER_PORTAL_ACTION_TIMEOUT"])
+    card = add_card(customer, AUTHENTICATE)
+    start = datetime.now(UTC)
+    with time_machine.travel(start, tick=False):
+        outcome = pay(subscription, card, "key-3ds")
+    assert outcome.status == "requires_action" and outcome.payment is not None
+    with time_machine.travel(start + timeout, tick=False):
+        assert settlement.reconcile() == 0, "waiting exactly the time-out is still waiting"
+        assert provider.charges["key-3ds"].status == "requires_action"
+    with time_machine.travel(start + timeout + timedelta(seconds=1), tick=False):
+        assert settlement.reconcile() == 1
+    assert provider.charges["key-3ds"].status == "failed"
+    session.refresh(outcome.payment)
+    assert outcome.payment.status == "failed"
+    challenge = outcome.action_url
+    assert challenge is not None
+    provider.answer_challenge(challenge.rsplit("/", 1)[1], approve=True)
+    assert provider.charges["key-3ds"].status == "failed", "a closed charge stays closed"
+    retried = pay(subscription, add_card(customer, SUCCEEDS), "key-2")
+    assert retried.status == "succeeded" and state(session, subscription)["status"] == "active"
+
+
+def test_cancelling_fails_an_attempt_the_provider_never_saw(unreachable: Unreachable) -> None:
+    """P4: the charge request never reached the provider; the plan is cancelled: the
+    provider says there is no such charge, and the attempt fails at once, "not charged"."""
+    provider, session, subscription, card = unreachable
+    assert pay(subscription, card, "key-1").status == "pending"
+    portal.cancel_subscription(subscription, at_period_end=False)
+    seen = state(session, subscription)
+    assert seen["status"] == "cancelled" and seen["attempts"] == [("failed", 2900, "key-1")]
+    attempt = session.scalars(sa.select(m.Payment).filter_by(idempotency_key="key-1")).one()
+    assert attempt.failure_reason == settlement.NOT_CHARGED and provider.charge_count == 0
+
+
+def test_cancelling_while_the_provider_is_down_leaves_the_attempt_to_the_reconciler(
+    unreachable: Unreachable,
+) -> None:
+    """P4: the provider cannot be reached to close the attempt: it stays pending (its outcome
+    is unknown), and the reconciler settles it once the provider answers."""
+    provider, session, subscription, card = unreachable
+    provider.reachable, provider.fail_after_charge = True, "timeout"
+    assert pay(subscription, card, "key-1").status == "pending"
+    provider.lookups_reachable = False
+    portal.cancel_subscription(subscription, at_period_end=False)
+    assert state(session, subscription)["attempts"] == [("pending", 2900, "key-1")]
+    provider.lookups_reachable, provider.fail_after_charge = True, None
+    assert settlement.reconcile(older_than=timedelta(0)) == 1
+    seen = state(session, subscription)
+    assert seen["status"] == "cancelled" and seen["attempts"] == [("succeeded", 2900, "key-1")]

@@ -95,3 +95,15 @@ class PaymentProvider(Protocol):
 
     def lookup(self, *, idempotency_key: str) -> ChargeResult | None:
         """Return the outcome of the charge made with this key, or ``None`` if there was none."""
+
+    def cancel_charge(self, *, idempotency_key: str) -> ChargeResult | None:
+        """Close the charge made with this key if it still waits for the customer (3-D Secure).
+
+        The portal calls it when the customer abandons the extra step (after
+        ``CUSTOMER_PORTAL_ACTION_TIMEOUT``) or cancels the subscription: the
+        charge must then never complete. Returns the charge's final outcome
+        (``"failed"`` once closed; one decided meanwhile keeps its outcome), or
+        ``None`` if no charge was made with this key.
+
+        :raises ProviderError: the provider could not be reached; the portal tries again later.
+        """

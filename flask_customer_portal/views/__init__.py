@@ -17,6 +17,7 @@ from . import (
     access,
     billing,
     guard,
+    health,
     language,
     licenses,
     overview,
@@ -47,6 +48,7 @@ def register_views(
     limiter = state.limiter
     access.register(pages, limiter, bridge=state.host_customer is not None)
     profile.register(pages, limiter)
+    health.register(pages, limiter)
     for module in (theme, overview, billing, subscriptions, payments, licenses, language):
         module.register(pages)
     app.register_blueprint(pages, url_prefix=prefix)
@@ -55,3 +57,5 @@ def register_views(
         staff_pages = guard.guarded_blueprint("customer_portal_staff")
         staff.register(staff_pages, staff_decorator)
         app.register_blueprint(staff_pages, url_prefix=prefix)
+    # Every other path under the prefix: the portal's 404 page, with its headers.
+    app.register_blueprint(guard.unrouted_blueprint(), url_prefix=prefix)

@@ -15,6 +15,7 @@ from flask import (
     url_for,
 )
 from flask_limiter import Limiter
+from flask_limiter.util import get_remote_address
 
 from .. import access, links
 from ..businesses import get_business
@@ -34,11 +35,24 @@ LINK_HEADERS = {"Referrer-Policy": "no-referrer", "Cache-Control": "no-store"}
 def register(blueprint: Blueprint, limiter: Limiter, *, bridge: bool) -> None:
     """Add the sign-in routes to ``blueprint`` with the app's rate limits (T9)."""
     per_ip = limiter.limit(lambda: config_value("LOGIN_RATE_LIMIT_IP"), methods=["POST"])
+    # Per email, one client IP's requests are counted apart from the others', so
+    # whoever asks too often is refused, not the email's owner. A higher ceiling
+    # holds for all IPs together, counting only the requests answered (refused
+    # ones would let one IP reach it alone). Both count per business (and mode:
+    # each mode has its endpoint, which scopes its limits).
+    per_email_and_ip = limiter.limit(
+        lambda: config_value("LOGIN_RATE_LIMIT_EMAIL"),
+        methods=["POST"],
+        key_func=lambda: _email_key() + ":ip:" + get_remote_address(),
+    )
     per_email = limiter.limit(
-        lambda: config_value("LOGIN_RATE_LIMIT_EMAIL"), methods=["POST"], key_func=_email_key
+        lambda: config_value("LOGIN_RATE_LIMIT_EMAIL_ALL_IPS"),
+        methods=["POST"],
+        key_func=_email_key,
+        deduct_when=lambda response: response.status_code == 200,
     )
     redeem = limiter.limit(lambda: config_value("REDEEM_RATE_LIMIT"))
-    request_view = per_ip(per_email(request_link))
+    request_view = per_ip(per_email_and_ip(per_email(request_link)))
     open_view = redeem(open_link)
     for mode, prefix, suffix in (("live", "", ""), ("test", "/test", "test_")):
         blueprint.add_url_rule(
@@ -68,9 +82,11 @@ def business_page(business_id: str) -> Business:
 def _email_key() -> str:
     typed = request.form.get("email", "")
     try:
-        return "email:" + valid_email("email", typed)
+        address = valid_email("email", typed)
     except ValidationError:
-        return "email:" + typed.strip().lower()[:254]
+        address = typed.strip().lower()[:254]
+    business_id = (request.view_args or {}).get("business_id", "")
+    return f"email:{business_id[:64]}:{address}"
 
 
 def request_link(business_id: str, mode: str) -> Any:

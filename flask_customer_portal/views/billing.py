@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from typing import Any
 
 from flask import Blueprint, Response, abort, render_template, request
@@ -54,17 +53,17 @@ def invoice_page(invoice_id: str) -> Any:
 
 
 def invoice_pdf(invoice_id: str) -> Response:
-    """Send the invoice's document, cacheable by ETag; a download sends ``invoice_downloaded``."""
+    """Send the invoice's document, never stored by a cache; a GET sends ``invoice_downloaded``."""
     invoice = _invoice(invoice_id)
     renderer = portal.invoice_renderer
     document = renderer.render(invoice, locale=i18n.current_locale())
     response = Response(document, mimetype=renderer.media_type)
     response.headers["Content-Disposition"] = f'attachment; filename="{invoices.filename(invoice)}"'
-    # Private (never in a shared cache) and checked with the server on every use.
-    response.headers["Cache-Control"] = "private, no-cache"
-    response.set_etag(hashlib.sha256(document).hexdigest())
-    response.make_conditional(request)
-    if response.status_code == 200 and request.method == "GET":
+    # A billing document stays in no cache, the browser's included, once it is sent.
+    # No ETag either: with no stored copy there is nothing to revalidate, and the
+    # document is rendered before any answer, so a 304 would save no work.
+    response.headers["Cache-Control"] = "no-store"
+    if request.method == "GET":
         signals.send(signals.invoice_downloaded, customer=invoice.customer, invoice=invoice)
     return response
 

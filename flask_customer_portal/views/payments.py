@@ -48,7 +48,9 @@ def register(blueprint: Blueprint) -> None:
     blueprint.add_url_rule(
         base + "/new-card", "add_card", customer_required(add_card), methods=["POST"]
     )
-    blueprint.add_url_rule(base + "/card-added", "card_added", customer_required(card_added))
+    blueprint.add_url_rule(
+        base + "/card-added", "card_added", customer_required(card_added), methods=["GET", "POST"]
+    )
     blueprint.add_url_rule("/payments/<payment_id>", "payment", customer_required(payment_page))
     blueprint.add_url_rule(
         "/payments/<payment_id>/return", "payment_return", customer_required(payment_return)
@@ -117,11 +119,24 @@ def add_card(subscription_id: str) -> Any:
 
 
 def card_added(subscription_id: str) -> Any:
-    """Back from the provider's card page: keep the card, and preselect it on the edit page."""
+    """Back from the provider's card page: GET shows the card, only the POST saves it (C1)."""
     customer = signed_in_customer()
     subscription = customer_subscription(customer, subscription_id)
+    params = request.form if request.method == "POST" else request.args
     try:
-        method = cards.finish_card_setup(customer, request.args)
+        if request.method == "GET":
+            card = cards.added_card(customer, params)
+            return render_template(
+                "customer_portal/card_added.html",
+                customer=customer,
+                subscription=subscription,
+                name=subscription.name,
+                card=card,
+                setup_id=params.get("setup_id", ""),
+            )
+        if not signed_in_recently():
+            return _edit_page(subscription, status=403)
+        method = cards.finish_card_setup(customer, params)
     except ValidationError:
         error = gettext("The card was not added. Try adding it again, or choose a saved card.")
         return _edit_page(subscription, error=error, status=400)

@@ -152,8 +152,8 @@ def test_cancelled_customer_pages(store: Store, page: Any) -> None:
 
 def test_payment_pages(store: Store, page: Any) -> None:
     """Bruno's on-hold overview, subscriptions, billing (failed payments, open invoices) and
-    payment method page, the test provider's card page (empty and with errors) and
-    challenge page, and the payment result."""
+    payment method page, the test provider's card page (empty and with errors), the page
+    that saves the card, the challenge page, and the payment result."""
     audit = Audit(page)
     sign_in(store, page, "bruno@example.com")
     audit.check("overview, on hold")
@@ -172,6 +172,9 @@ def test_payment_pages(store: Store, page: Any) -> None:
     page.get_by_label("Expiry date").fill(f"12/{(date.today().year + 3) % 100:02d}")
     page.get_by_label("CVC").fill("123")
     page.get_by_role("button", name="Save card").click()
+    page.get_by_role("button", name="Save this card").wait_for()
+    audit.check("card added, back at the portal")
+    page.get_by_role("button", name="Save this card").click()
     page.get_by_role("button", name=re.compile("^Confirm changes")).click()
     page.get_by_role("heading", name="Confirm the payment").wait_for()
     audit.check("challenge")

@@ -24,6 +24,7 @@ def add_card(page: Any, number: str) -> None:
     page.get_by_label("Expiry date").fill(EXPIRY)
     page.get_by_label("CVC").fill("123")
     page.get_by_role("button", name="Save card").click()
+    page.get_by_role("button", name="Save this card").click()
     page.get_by_text(f"Card Visa ending in {number[-4:]} added.").wait_for()
 
 
