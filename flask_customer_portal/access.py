@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 from flask import current_app
 from sqlalchemy import select, update
 
-from . import emails, links, signals
+from . import audit, emails, links, signals
 from . import validation as v
 from .config import config_value
 from .db import utcnow
@@ -111,7 +111,7 @@ def redeem_link(business: Business, mode: str, token: str) -> SignIn | None:
             return None
         customer = session.get_one(Customer, used.customer_id)
         opened = _add_session(customer, used.return_url)
-    signals.send(signals.customer_signed_in, customer=customer, method="link")
+    _signed_in(customer, "link")
     return opened
 
 
@@ -132,8 +132,19 @@ def start_session(
     return_url = check_return_url(return_url)
     with unit_of_work():
         opened = _add_session(customer, return_url)
-    signals.send(signals.customer_signed_in, customer=customer, method=method)
+    _signed_in(customer, method)
     return opened
+
+
+def _signed_in(customer: Customer, method: str) -> None:
+    audit.event(
+        "sign_in",
+        customer=customer.public_id,
+        business=customer.business.public_id,
+        mode=customer.mode,
+        method=method,
+    )
+    signals.send(signals.customer_signed_in, customer=customer, method=method)
 
 
 def _add_session(customer: Customer, return_url: str | None) -> SignIn:
@@ -184,27 +195,37 @@ def is_recent(portal_session: PortalSession) -> bool:
 
 def end_session(token: str) -> None:
     """Revoke the session of this token on the server (sign out); commit."""
-    with unit_of_work():
-        update_rows(
+    with unit_of_work() as session:
+        ended = session.execute(
             update(PortalSession)
             .where(PortalSession.token_hash == links.hash_token(token))
             .values(revoked_at=utcnow())
-        )
+            .returning(PortalSession.customer_id)
+            .execution_options(synchronize_session=False)
+        ).first()
+        customer = session.get(Customer, ended.customer_id) if ended else None
+    if customer is not None:
+        audit.event("session_revoked", customer=customer.public_id, reason="sign_out", count=1)
 
 
 def revoke_sessions(customer: Customer) -> int:
     """End every open session of ``customer`` on the server; commit. Returns how many."""
     with unit_of_work():
-        return end_sessions(customer)
+        return end_sessions(customer, reason="revoked")
 
 
-def end_sessions(customer: Customer) -> int:
-    """End every open session of ``customer``; don't commit. Returns how many."""
-    return update_rows(
+def end_sessions(customer: Customer, *, reason: str) -> int:
+    """End every open session of ``customer``; don't commit. Returns how many.
+
+    :param reason: why, for the log line (``"revoked"``, ``"email_changed"``).
+    """
+    count = update_rows(
         update(PortalSession)
         .where(PortalSession.customer_id == customer.id, PortalSession.revoked_at.is_(None))
         .values(revoked_at=utcnow())
     )
+    audit.event("session_revoked", customer=customer.public_id, reason=reason, count=count)
+    return count
 
 
 # -- API keys --------------------------------------------------------------------------

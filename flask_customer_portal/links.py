@@ -20,6 +20,7 @@ from flask import current_app
 from itsdangerous import BadData, URLSafeTimedSerializer
 from sqlalchemy import ColumnElement, Row, select, update
 
+from . import audit
 from .config import config_value
 from .db import utcnow
 from .models import LINK_PURPOSES, SIGN_IN_PURPOSES, Business, Customer, LoginLink
@@ -89,6 +90,12 @@ def new_link(
     )
     portal.session.add(link)
     token = _serializer(purpose).dumps(single_use_id)
+    audit.event(
+        "link_issued",
+        customer=customer.public_id,
+        purpose=purpose,
+        expires_at=link.expires_at.isoformat(timespec="seconds"),
+    )
     url = external_url(
         mode_endpoint(_PAGES[purpose], customer.mode),
         business_id=customer.business.public_id,

@@ -19,7 +19,7 @@ from flask_babel import force_locale
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
-from . import signals
+from . import audit, signals
 from . import validation as v
 from .billing import invoice_lines, new_invoice, outstanding_dues
 from .db import utcnow
@@ -130,6 +130,14 @@ def reactivate_subscription(
             return settle_payment(existing)
         payment, fresh = _start_attempt(subscription, method, key)
         if fresh:
+            audit.event(
+                "payment_attempt",
+                payment=payment.public_id,
+                subscription=subscription.public_id,
+                payment_method=method.public_id,
+                amount=payment.amount,
+                currency=payment.currency,
+            )
             return _charge(payment, return_url)
         # Another attempt is in flight (another tab): its outcome is this one's,
         # unless it has failed meanwhile, which frees the subscription for this key.

@@ -137,7 +137,7 @@ def confirm_email_change(business: Business, mode: str, token: str) -> EmailChan
                 customer.email = new_email
                 session.flush()
                 links.revoke_links(customer)
-                end_sessions(customer)
+                end_sessions(customer, reason="email_changed")
     except IntegrityError:
         # Another customer took the address between the check and the write.
         taken = True

@@ -19,7 +19,7 @@ from typing import Any, Literal
 from flask import current_app
 from sqlalchemy import Select, select, update
 
-from . import emails, signals
+from . import audit, emails, signals
 from . import validation as v
 from .billing import outstanding_dues, void_dues
 from .config import config_value
@@ -205,6 +205,13 @@ def record_result(payment: Payment, result: ChargeResult) -> PaymentOutcome:
 def _announce(settled: PaymentOutcome, recorded: _Recorded) -> None:
     payment, subscription = settled.payment, settled.subscription
     assert payment is not None
+    audit.event("payment_settled", payment=payment.public_id, status=recorded.status)
+    if recorded.reactivated:
+        audit.event(
+            "subscription_reactivated",
+            subscription=subscription.public_id,
+            payment=payment.public_id,
+        )
     about = {"customer": subscription.customer, "subscription": subscription}
     if recorded.status == "succeeded":
         signals.send(signals.payment_succeeded, **about, payment=payment, invoice=settled.invoice)

@@ -23,6 +23,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
     # The ground everything stands on: no state, no request, no domain rule.
     "core": (
         "errors",
+        "audit",
         "signals",
         "i18n",
         "validation",
