@@ -14,13 +14,27 @@ import operator
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Row, Select, String, and_, cast, literal_column, null, or_, select, union_all
+from sqlalchemy import (
+    BindParameter,
+    Row,
+    Select,
+    String,
+    and_,
+    bindparam,
+    cast,
+    literal_column,
+    null,
+    or_,
+    select,
+    union_all,
+)
 from sqlalchemy.orm import selectinload
 
 from .errors import ValidationError
-from .i18n import gettext
+from .i18n import bound_gettext
 from .models import IN_FLIGHT, Customer, Invoice, Payment, Refund
 from .proxies import portal
 
@@ -157,7 +171,21 @@ def _cursor(field: str, value: str) -> _Position:
 def _history_rows(
     customer: Customer, status: str | None, position: _Position | None, *, newer: bool, limit: int
 ) -> list[HistoryEntry]:
-    history = union_all(*(rows_of(customer) for rows_of in _HISTORY_KINDS.values())).subquery()
+    values: dict[str, Any] = {"customer_id": customer.id, "limit": limit + 1}
+    if position is not None:
+        values.update(zip(("at", "kind", "public_id"), position, strict=True))
+    statement = _history_statement(status, position is not None, newer)
+    rows = portal.session.execute(statement, values)
+    gettext_ = bound_gettext()
+    return [_entry(row, gettext_) for row in rows]
+
+
+@lru_cache(maxsize=32)
+def _history_statement(status: str | None, positioned: bool, newer: bool) -> Select[Any]:
+    # Built once per filter and direction: the customer, the cursor and the page
+    # size are bound when it runs, so a page costs the query and nothing else.
+    customer_id: BindParameter[int] = bindparam("customer_id")
+    history = union_all(*(rows_of(customer_id) for rows_of in _HISTORY_KINDS.values())).subquery()
     columns = (history.c.at, history.c.kind, history.c.public_id)
     query = select(history)
     if status is not None:
@@ -169,14 +197,14 @@ def _history_rows(
                 )
             )
         )
-    if position is not None:
-        query = query.where(_beyond(columns, position, newer=newer))
+    if positioned:
+        spot: tuple[Any, Any, Any] = (bindparam("at"), bindparam("kind"), bindparam("public_id"))
+        query = query.where(_beyond(columns, spot, newer=newer))
     order = columns if newer else tuple(column.desc() for column in columns)
-    rows = portal.session.execute(query.order_by(*order).limit(limit + 1))
-    return [_entry(row) for row in rows]
+    return query.order_by(*order).limit(bindparam("limit"))
 
 
-def _beyond(columns: tuple[Any, Any, Any], position: _Position, *, newer: bool) -> Any:
+def _beyond(columns: tuple[Any, Any, Any], position: tuple[Any, Any, Any], *, newer: bool) -> Any:
     # (at, kind, public_id) compared as a tuple, spelled out: row values are
     # not everywhere, and each comparison binds through its column's type.
     beyond = operator.gt if newer else operator.lt
@@ -190,7 +218,7 @@ def _beyond(columns: tuple[Any, Any, Any], position: _Position, *, newer: bool) 
     )
 
 
-def _invoice_rows(customer: Customer) -> Select[*tuple[Any, ...]]:
+def _invoice_rows(customer_id: Any) -> Select[*tuple[Any, ...]]:
     return select(
         literal_column("'invoice'", String).label("kind"),
         Invoice.public_id.label("public_id"),
@@ -201,10 +229,10 @@ def _invoice_rows(customer: Customer) -> Select[*tuple[Any, ...]]:
         Invoice.public_id.label("invoice_public_id"),
         Invoice.number.label("invoice_number"),
         cast(null(), String).label("note"),
-    ).where(Invoice.customer_id == customer.id)
+    ).where(Invoice.customer_id == customer_id)
 
 
-def _payment_rows(customer: Customer) -> Select[*tuple[Any, ...]]:
+def _payment_rows(customer_id: Any) -> Select[*tuple[Any, ...]]:
     return (
         select(
             literal_column("'payment'", String),
@@ -218,11 +246,11 @@ def _payment_rows(customer: Customer) -> Select[*tuple[Any, ...]]:
             Payment.failure_reason,
         )
         .outerjoin(Invoice, Payment.invoice_id == Invoice.id)
-        .where(Payment.customer_id == customer.id)
+        .where(Payment.customer_id == customer_id)
     )
 
 
-def _refund_rows(customer: Customer) -> Select[*tuple[Any, ...]]:
+def _refund_rows(customer_id: Any) -> Select[*tuple[Any, ...]]:
     return (
         select(
             literal_column("'refund'", String),
@@ -237,18 +265,18 @@ def _refund_rows(customer: Customer) -> Select[*tuple[Any, ...]]:
         )
         .join(Payment, Refund.payment_id == Payment.id)
         .outerjoin(Invoice, Payment.invoice_id == Invoice.id)
-        .where(Payment.customer_id == customer.id)
+        .where(Payment.customer_id == customer_id)
     )
 
 
-_HISTORY_KINDS: dict[str, Callable[[Customer], Select[*tuple[Any, ...]]]] = {
+_HISTORY_KINDS: dict[str, Callable[[Any], Select[*tuple[Any, ...]]]] = {
     "invoice": _invoice_rows,
     "payment": _payment_rows,
     "refund": _refund_rows,
 }
 
 
-def _entry(row: Row[Any]) -> HistoryEntry:
+def _entry(row: Row[Any], gettext: Callable[..., str]) -> HistoryEntry:
     number = row.invoice_number
     if row.kind == "invoice":
         description = gettext("Invoice %(number)s", number=number)

@@ -45,6 +45,20 @@ def ngettext(singular: str, plural: str, num: int, **variables: Any) -> str:
     return str(DOMAIN.ngettext(singular, plural, num, **variables))
 
 
+def bound_gettext() -> Callable[..., str]:
+    """Return :func:`gettext` bound to the current locale's catalogue, for many calls in a row.
+
+    Each call is then a dictionary look-up; the locale is the one current now.
+    """
+    translations = DOMAIN.get_translations()
+
+    def gettext_(string: str, **variables: Any) -> str:
+        found = str(translations.ugettext(string))
+        return found % variables if variables else found
+
+    return gettext_
+
+
 def lazy_gettext(string: str, **variables: Any) -> Any:
     """Like :func:`gettext`, translated only when turned into text (a mail's subject)."""
     return LazyString(gettext, string, **variables)
@@ -111,27 +125,61 @@ def _fill(context: Context, rv: str, variables: dict[str, Any]) -> str:
     return rv % variables if newstyle or variables else rv
 
 
-@pass_context
-def _template_gettext(context: Context, string: str, **variables: Any) -> str:
-    return _fill(context, DOMAIN.gettext(string), variables)
-
-
-@pass_context
-def _template_ngettext(
-    context: Context, singular: str, plural: str, num: int, **variables: Any
-) -> str:
-    variables.setdefault("num", num)
-    # The domain's own ngettext would fill in ``num`` alone, before the other variables.
-    translations = DOMAIN.get_translations()
-    return _fill(context, translations.ungettext(singular, plural, num), variables)
+#: Each status of a subscription, invoice, payment or license key, as the customer reads it.
+STATUS_LABELS = {
+    "active": N_("Active"),
+    "on_hold": N_("On hold"),
+    "pending": N_("Pending"),
+    "cancelled": N_("Cancelled"),
+    "expired": N_("Expired"),
+    "failed": N_("Failed"),
+    "paid": N_("Paid"),
+    "open": N_("Open"),
+    "void": N_("Void"),
+    "draft": N_("Draft"),
+    "uncollectible": N_("Uncollectible"),
+    "succeeded": N_("Succeeded"),
+    "requires_action": N_("Action needed"),
+    "inactive": N_("Inactive"),
+    "revoked": N_("Revoked"),
+}
 
 
 def template_helpers() -> dict[str, Any]:
-    """Return the portal's translation functions for its templates' context."""
+    """Return the portal's translation functions for a template's context, in the current locale.
+
+    They are bound to the locale's catalogue once per rendering: a page calls
+    them hundreds of times (labels on every row), and each call is then a
+    dictionary look-up instead of a trip through Flask-Babel's context.
+    """
+    translations = DOMAIN.get_translations()
+    catalogue: dict[str, str] = {}
+
+    def lookup(string: str) -> str:
+        found = catalogue.get(string)
+        if found is None:
+            found = catalogue[string] = translations.ugettext(string)
+        return found
+
+    @pass_context
+    def gettext_(context: Context, string: str, **variables: Any) -> str:
+        return _fill(context, lookup(string), variables)
+
+    @pass_context
+    def ngettext_(context: Context, singular: str, plural: str, num: int, **variables: Any) -> str:
+        variables.setdefault("num", num)
+        # The domain's own ngettext would fill in ``num`` alone, before the other variables.
+        return _fill(context, translations.ungettext(singular, plural, num), variables)
+
+    def status_label(status: str) -> str:
+        label = STATUS_LABELS.get(status)
+        return lookup(label) if label else status
+
     return {
-        "_": _template_gettext,
-        "gettext": _template_gettext,
-        "ngettext": _template_ngettext,
+        "_": gettext_,
+        "gettext": gettext_,
+        "ngettext": ngettext_,
+        "status_label": status_label,
         "translated": translated,
         "period": period,
         "languages": LANGUAGES,

@@ -65,6 +65,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "payments",
         "licenses",
         "summary",
+        "documents",
         "retention",
         "migrate",
         "migrations",

@@ -366,13 +366,16 @@ def test_an_invoice_pdf_is_never_stored_by_a_cache(
     client: FlaskClient, signed_in: m.Customer
 ) -> None:
     """T7, Z1: a billing document is sent ``no-store``, so neither the browser nor any cache
-    on the way keeps a copy after sign-out; with no copy to revalidate, every request
-    is a download (no ETag, no 304)."""
+    on the way keeps a copy after sign-out. Its ETag names its version: a client that kept
+    the file itself asks again with it and gets a 304, without the document."""
     invoice = portal.issue_invoice(signed_in, [LINE], currency="USD")
     url = f"{BILLING}/invoices/{invoice.public_id}.pdf"
     first = client.get(url)
     assert first.status_code == 200 and first.mimetype == "application/pdf"
     assert first.headers["Cache-Control"] == "no-store"
-    assert "ETag" not in first.headers
-    again = client.get(url, headers={"If-None-Match": "*"})
-    assert again.status_code == 200 and again.data == first.data
+    etag = first.headers["ETag"]
+    again = client.get(url, headers={"If-None-Match": etag})
+    assert again.status_code == 304 and again.data == b""
+    assert again.headers["Cache-Control"] == "no-store" and again.headers["ETag"] == etag
+    other = client.get(url, headers={"If-None-Match": '"an-older-version"'})
+    assert other.status_code == 200 and other.data == first.data

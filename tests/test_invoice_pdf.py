@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from flask import Flask
 from flask.testing import FlaskClient
 from PIL import Image
@@ -16,7 +17,7 @@ from pypdf import PdfReader
 from sqlalchemy.orm import Session
 
 import flask_customer_portal as portal
-from flask_customer_portal import ConfigurationError, formatting, signals
+from flask_customer_portal import ConfigurationError, ReportlabInvoiceRenderer, formatting, signals
 from flask_customer_portal import models as m
 
 from .conftest import sign_in_with_link
@@ -162,7 +163,7 @@ def test_a_paid_invoice_downloads_the_same_bytes(
     client: FlaskClient, signed_in: m.Customer, business: m.Business
 ) -> None:
     """D2: a paid invoice's PDF is stable: every download is the same bytes. (It is sent
-    ``no-store``, without an ETag: see tests/test_billing_pages.py.)"""
+    ``no-store``, with its version as ETag: see tests/test_billing_pages.py.)"""
     portal.update_business(business, logo=a_png())
     invoice = paid_invoice(signed_in)
     first, second = client.get(pdf_url(invoice)), client.get(pdf_url(invoice))
@@ -250,3 +251,58 @@ def test_a_long_invoice_flows_onto_more_pages(client: FlaskClient, signed_in: m.
     assert len(reader.pages) > 1
     text = "\n".join(page.extract_text() for page in reader.pages)
     assert "Item 0 " in text and "Item 59 " in text and "$60.00" in text
+
+
+class CountingRenderer(ReportlabInvoiceRenderer):
+    """The portal's own renderer, counting the documents it draws."""
+
+    def __init__(self) -> None:
+        self.drawn: list[tuple[str, str]] = []
+
+    def render(self, invoice: m.Invoice, *, locale: str) -> bytes:
+        self.drawn.append((invoice.number, locale))
+        return super().render(invoice, locale=locale)
+
+
+def test_a_document_is_rendered_once_per_version_and_kept(
+    app_factory: Callable[..., Flask], database_url: str
+) -> None:
+    """A download renders the invoice's document once and keeps it: downloads of the same
+    version read it back (the same bytes and ETag, nothing drawn), a conditional one gets a
+    304 and sends no signal; paying the invoice, or reading in another language, is a new
+    version, drawn once in its turn, and the old one stays as it was."""
+    renderer = CountingRenderer()
+    app = app_factory(database_url, portal_options={"invoice_renderer": renderer})
+    downloads: list[str] = []
+    with (
+        app.app_context(),
+        signals.invoice_downloaded.connected_to(
+            lambda sender, **kwargs: downloads.append(kwargs["invoice"].public_id), app
+        ),
+    ):
+        business = portal.create_business("Acme Cloud", public_id="acme")
+        customer = portal.upsert_customer(business, "ana@example.com")
+        invoice = portal.issue_invoice(customer, LINES, currency="EUR")
+        client = app.test_client()
+        sign_in_with_link(client, customer)
+        first, second = client.get(pdf_url(invoice)), client.get(pdf_url(invoice))
+        assert second.data == first.data and second.headers["ETag"] == first.headers["ETag"]
+        assert renderer.drawn == [(invoice.number, "en")]
+        unchanged = client.get(pdf_url(invoice), headers={"If-None-Match": first.headers["ETag"]})
+        assert unchanged.status_code == 304 and renderer.drawn == [(invoice.number, "en")]
+        assert len(downloads) == 2, "a 304 is no download"
+
+        portal.record_payment(customer, invoice=invoice, amount=invoice.total, currency="EUR")
+        paid = client.get(pdf_url(invoice))
+        assert paid.headers["ETag"] != first.headers["ETag"] and "PAID" in pdf_text(paid.data)
+        spanish = client.get(pdf_url(invoice), headers={"Accept-Language": "es"})
+        assert spanish.headers["ETag"] not in (first.headers["ETag"], paid.headers["ETag"])
+        assert renderer.drawn == [
+            (invoice.number, "en"),
+            (invoice.number, "en"),
+            (invoice.number, "es"),
+        ]
+        stored = app.extensions["customer_portal"].session.scalar(
+            sa.select(sa.func.count()).select_from(m.StoredDocument)
+        )
+        assert stored == 3

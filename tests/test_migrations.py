@@ -111,3 +111,18 @@ def test_0003_upgrades_a_database_in_use_and_downgrades_back(
         assert not any(name.startswith("portal_test_provider_") for name in _portal_tables(engine))
         with engine.connect() as connection:
             assert connection.scalar(sa.text("SELECT name FROM portal_businesses")) == "Acme"
+
+
+def test_0004_adds_the_document_store_to_a_database_in_use(
+    empty_database_url: str, app_factory: Callable[..., Flask]
+) -> None:
+    """The document store arrives beside the tables of 0003, and leaves them on the way down."""
+    app = app_factory(empty_database_url)
+    engine = app.extensions["customer_portal"].engine
+    with app.app_context():
+        migrate.upgrade("0003")
+        migrate.upgrade("0004")
+        assert "portal_documents" in _portal_tables(engine)
+        migrate.downgrade("0003")
+        tables = _portal_tables(engine)
+        assert "portal_documents" not in tables and "portal_test_provider_charges" in tables

@@ -37,6 +37,7 @@ from .billing import (
     Payment,
     PaymentMethod,
     Refund,
+    StoredDocument,
     Subscription,
 )
 
@@ -65,5 +66,6 @@ __all__ = [
     "PaymentMethod",
     "PortalSession",
     "Refund",
+    "StoredDocument",
     "Subscription",
 ]

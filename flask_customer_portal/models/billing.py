@@ -18,7 +18,7 @@ from sqlalchemy import (
     UniqueConstraint,
     text,
 )
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.orm import Mapped, column_property, mapped_column, relationship
 
 from ..db import (
     Base,
@@ -66,7 +66,8 @@ class Business(Base):
     support_email: Mapped[str | None] = mapped_column(String(254))
     address: Mapped[str | None] = mapped_column(Text)
     tax_id: Mapped[str | None] = mapped_column(String(64))
-    logo: Mapped[bytes | None] = mapped_column(LargeBinary)
+    # Loaded only when read (its page, an invoice PDF): pages ask has_logo.
+    logo: Mapped[bytes | None] = mapped_column(LargeBinary, deferred=True)
     brand_color: Mapped[str | None] = mapped_column(String(7))
     default_locale: Mapped[str] = mapped_column(String(16), default="en")
     invoice_prefix: Mapped[str] = mapped_column(String(12))
@@ -78,6 +79,9 @@ class Business(Base):
     cancel_at_period_end: Mapped[bool] = mapped_column(Boolean, default=True)
     cancel_now: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = created_at_column()
+
+    #: Whether the business has a logo, without loading it.
+    has_logo: Mapped[bool] = column_property(logo.is_not(None))
 
     def snapshot(self) -> dict[str, Any]:
         """Return the details printed on an invoice, frozen at issue time."""
@@ -362,4 +366,19 @@ class LicenseKey(Base):
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     activation_limit: Mapped[int | None] = mapped_column(Integer)
     activations: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = created_at_column()
+
+
+class StoredDocument(Base):
+    """A rendered document (an invoice's PDF), kept under the checksum of what it shows.
+
+    A new version of the invoice (paid, in another language, by a new renderer)
+    has another key; the document of a key never changes.
+    """
+
+    __tablename__ = "portal_documents"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    media_type: Mapped[str] = mapped_column(String(100))
+    body: Mapped[bytes] = mapped_column(LargeBinary)
     created_at: Mapped[datetime] = created_at_column()

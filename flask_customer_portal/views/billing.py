@@ -6,11 +6,10 @@ from typing import Any
 
 from flask import Blueprint, Response, abort, render_template, request
 
-from .. import i18n, invoices, signals
+from .. import documents, i18n, invoices, signals
 from ..errors import ValidationError
 from ..history import HISTORY_FILTERS, billing_history, customer_invoice, invoice_payments
 from ..models import Invoice
-from ..proxies import portal
 from .auth import customer_required, signed_in_customer
 from .guard import or_404
 from .messages import error_message
@@ -53,18 +52,27 @@ def invoice_page(invoice_id: str) -> Any:
 
 
 def invoice_pdf(invoice_id: str) -> Response:
-    """Send the invoice's document, never stored by a cache; a GET sends ``invoice_downloaded``."""
+    """Send the invoice's document, kept once rendered; a download sends ``invoice_downloaded``.
+
+    Its ETag is the document's key: a conditional request for the same version
+    gets a 304 without the document being read. Nothing stores it on the way
+    (``no-store``): a billing document stays out of every cache.
+    """
     invoice = _invoice(invoice_id)
-    renderer = portal.invoice_renderer
-    document = renderer.render(invoice, locale=i18n.current_locale())
-    response = Response(document, mimetype=renderer.media_type)
-    response.headers["Content-Disposition"] = f'attachment; filename="{invoices.filename(invoice)}"'
-    # A billing document stays in no cache, the browser's included, once it is sent.
-    # No ETag either: with no stored copy there is nothing to revalidate, and the
-    # document is rendered before any answer, so a 304 would save no work.
+    locale = i18n.current_locale()
+    key = documents.document_key(invoice, locale=locale)
+    if key in request.if_none_match:
+        response = Response(status=304)
+    else:
+        document = documents.invoice_document(invoice, locale=locale, key=key)
+        response = Response(document.body, mimetype=document.media_type)
+        response.headers["Content-Disposition"] = (
+            f'attachment; filename="{invoices.filename(invoice)}"'
+        )
+        if request.method == "GET":
+            signals.send(signals.invoice_downloaded, customer=invoice.customer, invoice=invoice)
+    response.set_etag(key)
     response.headers["Cache-Control"] = "no-store"
-    if request.method == "GET":
-        signals.send(signals.invoice_downloaded, customer=invoice.customer, invoice=invoice)
     return response
 
 
