@@ -253,10 +253,11 @@ def reconcile(older_than: int) -> None:
 @portal_cli.command("purge")
 @with_appcontext
 def purge() -> None:
-    """Delete links, sessions and sent mail that ended over RETENTION_DAYS ago (cron)."""
+    """Delete links, sessions, sent mail and documents over RETENTION_DAYS old (cron)."""
     purged = retention.purge()
     days = config_value("RETENTION_DAYS")
     click.echo(f"Deleted what ended more than {days} days ago:")
     click.echo(f"  used or expired links:     {purged.links}")
     click.echo(f"  ended portal sessions:     {purged.sessions}")
     click.echo(f"  sent or dropped messages:  {purged.messages}")
+    click.echo(f"  rendered documents:        {purged.documents}")

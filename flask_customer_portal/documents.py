@@ -1,8 +1,9 @@
 """Invoice documents: rendered once per version of what they show, then kept.
 
 A document's key is the SHA-256 of everything it shows (the invoice's number,
-status, dates, amounts, lines and frozen details, the logo, the reader's
-language) and of the renderer and the package's version that drew it. The
+status, dates, amounts, lines and frozen details, the live business's logo and
+brand colour, the reader's language) and of the renderer and the package's
+version that drew it. The
 same key always means the same bytes, so the key is the download's ETag, a
 repeated download reads the stored bytes, and a conditional request is
 answered without reading them.
@@ -37,7 +38,8 @@ class Document:
 def document_key(invoice: Invoice, *, locale: str) -> str:
     """Return the key of ``invoice``'s document for a reader of ``locale``, without rendering it."""
     renderer = portal.invoice_renderer
-    logo = invoice.customer.business.logo
+    business = invoice.customer.business
+    logo = business.logo
     shown = {
         "renderer": f"{type(renderer).__module__}.{type(renderer).__qualname__}",
         "package": _package_version(),
@@ -59,6 +61,7 @@ def document_key(invoice: Invoice, *, locale: str) -> str:
         "business": invoice.business_snapshot,
         "customer": invoice.customer_snapshot,
         "logo": hashlib.sha256(logo).hexdigest() if logo else None,
+        "brand_color": business.brand_color,
     }
     canonical = json.dumps(shown, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(canonical.encode()).hexdigest()

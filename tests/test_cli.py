@@ -278,6 +278,7 @@ def test_purge_deletes_what_ended_over_the_retention_period_and_says_how_much(
         "  used or expired links:     3\n"  # the used one, the shared one, the emailed one
         "  ended portal sessions:     1\n"
         "  sent or dropped messages:  1\n"
+        "  rendered documents:        0\n"
     )
     session.expire_all()
     today = datetime.now(UTC) - timedelta(days=1)

@@ -269,8 +269,8 @@ def test_a_document_is_rendered_once_per_version_and_kept(
 ) -> None:
     """A download renders the invoice's document once and keeps it: downloads of the same
     version read it back (the same bytes and ETag, nothing drawn), a conditional one gets a
-    304 and sends no signal; paying the invoice, or reading in another language, is a new
-    version, drawn once in its turn, and the old one stays as it was."""
+    304 and sends no signal; paying the invoice, reading in another language, a new logo or
+    brand colour is a new version, drawn once in its turn, and the old one stays as it was."""
     renderer = CountingRenderer()
     app = app_factory(database_url, portal_options={"invoice_renderer": renderer})
     downloads: list[str] = []
@@ -306,3 +306,11 @@ def test_a_document_is_rendered_once_per_version_and_kept(
             sa.select(sa.func.count()).select_from(m.StoredDocument)
         )
         assert stored == 3
+
+        etags = {first.headers["ETag"], paid.headers["ETag"], spanish.headers["ETag"]}
+        portal.update_business(business, logo=a_png())
+        with_logo = client.get(pdf_url(invoice)).headers["ETag"]
+        portal.update_business(business, brand_color="#0e7490")
+        recoloured = client.get(pdf_url(invoice)).headers["ETag"]
+        assert len(etags | {with_logo, recoloured}) == 5
+        assert len(renderer.drawn) == 5

@@ -141,7 +141,8 @@ def digest(label: str) -> str:
 def test_purge_deletes_only_what_ended_before_the_retention_period(
     app: Flask, session: Session, customer: m.Customer
 ) -> None:
-    """Used or expired links, ended sessions, sent or dropped mail: older than 30 days only."""
+    """Used or expired links, ended sessions, sent or dropped mail, rendered documents: older
+    than 30 days only."""
     now = utcnow()
 
     def ago(days: float) -> datetime:
@@ -203,11 +204,18 @@ def test_purge_deletes_only_what_ended_before_the_retention_period(
                 sent_at=sent,
             )
         )
+    documents = {"rendered long ago": ago(31), "rendered lately": ago(29)}
+    for label, rendered in documents.items():
+        session.add(
+            m.StoredDocument(
+                key=digest(label), media_type="application/pdf", body=b"%PDF", created_at=rendered
+            )
+        )
     session.commit()
     commits = []
     event.listen(session, "after_commit", commits.append)
 
-    assert retention.purge() == retention.Purged(links=2, sessions=2, messages=2)
+    assert retention.purge() == retention.Purged(links=2, sessions=2, messages=2, documents=1)
     assert len(commits) == 1
     session.expire_all()
     kept_links = set(session.scalars(sa.select(m.LoginLink.token_hash)))
@@ -216,6 +224,8 @@ def test_purge_deletes_only_what_ended_before_the_retention_period(
     assert kept_sessions == {digest(label) for label in list(sessions)[2:]}
     kept_messages = set(session.scalars(sa.select(m.OutboxMessage.recipient)))
     assert kept_messages == {f"{digest(label)[:8]}@example.com" for label in list(messages)[2:]}
+    kept_documents = set(session.scalars(sa.select(m.StoredDocument.key)))
+    assert kept_documents == {digest("rendered lately")}
 
 
 def test_purge_follows_the_retention_setting(
@@ -239,7 +249,7 @@ def test_purge_follows_the_retention_setting(
             )
         )
         session.commit()
-        assert retention.purge() == retention.Purged(links=1, sessions=0, messages=0)
+        assert retention.purge() == retention.Purged(links=1, sessions=0, messages=0, documents=0)
 
 
 # -- The distribution --------------------------------------------------------------------
