@@ -191,29 +191,29 @@ def deployment(pg_cluster: Cluster, redis_server: RedisServer) -> Iterator[Deplo
             )
         )
 
-    gunicorn = (str(BIN / "gunicorn"), "-c", str(ROOT / "deploy/gunicorn.conf.py"))
-    start(*gunicorn, "example_app:create_app()", PORTAL_BIND=f"{HOST}:{ports[0]}")
-    start(
-        *gunicorn,
-        "example_app:create_app()",
-        PORTAL_BIND=f"{HOST}:{ports[1]}",
-        PORTAL_WORKERS="1",
-    )
-    for _ in range(2):
+    try:  # whatever happens from here, every process started is stopped
+        gunicorn = (str(BIN / "gunicorn"), "-c", str(ROOT / "deploy/gunicorn.conf.py"))
+        start(*gunicorn, "example_app:create_app()", PORTAL_BIND=f"{HOST}:{ports[0]}")
         start(
-            str(BIN / "flask"),
-            "--app",
-            "example_app",
-            "portal",
-            "send-mail",
-            "--loop",
-            "--interval",
-            "0.2",
+            *gunicorn,
+            "example_app:create_app()",
+            PORTAL_BIND=f"{HOST}:{ports[1]}",
+            PORTAL_WORKERS="1",
         )
-    servers = [f"http://{HOST}:{port}" for port in ports]
-    for server in servers:
-        wait_until(lambda server=server: _answers(server), timeout=60)
-    try:
+        for _ in range(2):
+            start(
+                str(BIN / "flask"),
+                "--app",
+                "example_app",
+                "portal",
+                "send-mail",
+                "--loop",
+                "--interval",
+                "0.2",
+            )
+        servers = [f"http://{HOST}:{port}" for port in ports]
+        for server in servers:
+            wait_until(lambda server=server: _answers(server), timeout=60)
         yield Deployment(servers, environment, smtp, app)
     finally:
         for process in processes:
