@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
+from typing import Any
 
 import click
 from flask import current_app
 from flask.cli import with_appcontext
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from flask_customer_portal import get_business, static_link
 from flask_customer_portal.migrate import upgrade
@@ -33,7 +36,8 @@ def seed_demo_command() -> None:
     if business is not None:
         click.echo(f"Business {BUSINESS_ID!r} already exists; nothing seeded.")
     else:
-        count = demo.seed(datetime.now(UTC))
+        with _without_waiting_for_the_disk():
+            count = demo.seed(datetime.now(UTC))
         click.echo(f"Seeded business {BUSINESS_ID!r} with {count} customers.")
         business = get_business(BUSINESS_ID)
         assert business is not None
@@ -52,6 +56,38 @@ def seed_demo_command() -> None:
         "Dynamic link: flask --app example_app --debug portal invite ana@example.com "
         "--business acme"
     )
+
+
+@contextmanager
+def _without_waiting_for_the_disk() -> Iterator[None]:
+    """Let SQLite commit without waiting for the disk while the block runs.
+
+    The seed makes about 1,300 commits (each call of the data API is one
+    transaction, as the data API promises), and SQLite waits for the disk at
+    each one: 1.5 of the seed's 3.5 seconds. With ``PRAGMA synchronous = OFF``
+    it hands the data to the operating system and carries on. A crash of the
+    command still rolls back as usual; only a crash of the machine itself, or a
+    power cut, in the middle of the seed could leave a damaged database, which
+    is then deleted and seeded again. The store runs with SQLite's defaults: the
+    connections are closed after the block. Other databases are left alone.
+    """
+    engine = db.engine
+    if engine.dialect.name != "sqlite":
+        yield
+        return
+
+    def unsynced(dbapi_connection: Any, *_: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA synchronous = OFF")
+        cursor.close()
+
+    event.listen(engine, "checkout", unsynced)
+    try:
+        yield
+    finally:
+        event.remove(engine, "checkout", unsynced)
+        db.session.remove()
+        engine.dispose()
 
 
 def init_db() -> None:
