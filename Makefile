@@ -10,7 +10,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # local page. The interactive debugger stays off.
 FLASK := PORT=$(PORT) $(BIN)/flask --app example_app --debug
 
-.PHONY: demo test lint typecheck docs pytest system-packages clean translations-extract translations-compile
+.PHONY: demo test lint typecheck docs pytest system-packages bench bench-packages clean translations-extract translations-compile
 
 demo: $(VENV)/.installed
 	$(FLASK) seed-demo
@@ -46,17 +46,51 @@ system-packages:
 			apt-get install -y $$missing; \
 	fi
 
-$(BIN)/python:
-	$(PYTHON) -m venv $(VENV) || { $(SUDO) apt-get update && \
-		$(SUDO) apt-get install -y python3-venv && $(PYTHON) -m venv $(VENV); }
-	$(BIN)/python -m pip install --quiet --upgrade pip
+# The benchmark harness (benchmarks/README.md): seeds a database (cached in
+# benchmarks/.data/), serves the store and a bare baseline app with gunicorn,
+# measures each page with wrk and writes docs/performance.md. BENCH_SCALE is the
+# invoices (customers: a tenth); BENCH_DB sqlite, postgresql or both; seconds per
+# load run; BENCH_COMPARE_SMALL=1 also measures a 1,000-invoice database.
+# PROFILE=billing (or a path) profiles one page in-process with pyinstrument instead.
+BENCH_SCALE ?= 1000000
+BENCH_DB ?= both
+BENCH_DURATION ?= 5
+BENCH_WARMUP ?= 2
+BENCH_ROUNDS ?= 3
+BENCH_COMPARE_SMALL ?= 1
+BENCH_REPORT ?= docs/performance.md
+BENCH_ARGS ?=
+PROFILE ?=
 
-$(VENV)/.installed: $(BIN)/python pyproject.toml
-	$(BIN)/pip install --quiet -e .
+bench: bench-packages $(VENV)/.installed-dev
+	$(BIN)/python -m benchmarks --scale $(BENCH_SCALE) --db $(BENCH_DB) \
+		--duration $(BENCH_DURATION) --warmup $(BENCH_WARMUP) --rounds $(BENCH_ROUNDS) \
+		--compare-small $(BENCH_COMPARE_SMALL) --report $(BENCH_REPORT) \
+		$(if $(PROFILE),--profile '$(PROFILE)') $(BENCH_ARGS)
+
+# wrk, the load generator, and PostgreSQL's server (unless BENCH_DB=sqlite), from
+# the system's packages.
+bench-packages:
+	@missing=""; \
+	command -v wrk >/dev/null 2>&1 || missing="$$missing wrk"; \
+	[ "$(BENCH_DB)" = sqlite ] || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || \
+		missing="$$missing postgresql"; \
+	if [ -n "$$missing" ]; then \
+		$(SUDO) apt-get update && $(SUDO) env DEBIAN_FRONTEND=noninteractive \
+			apt-get install -y $$missing; \
+	fi
+
+# The virtualenv, made if missing, and the package in it: the demo needs the
+# package alone, the checks the dev extra. With uv where it can be had, else
+# with pip; see tools/venv-install.sh.
+INSTALL := PYTHON=$(PYTHON) SUDO=$(SUDO) sh tools/venv-install.sh $(VENV)
+
+$(VENV)/.installed: pyproject.toml
+	$(INSTALL) -e .
 	touch $@
 
-$(VENV)/.installed-dev: $(BIN)/python pyproject.toml
-	$(BIN)/pip install --quiet -e '.[dev]'
+$(VENV)/.installed-dev: pyproject.toml
+	$(INSTALL) -e '.[dev]'
 	touch $@ $(VENV)/.installed
 
 # Translations: extract every message into the catalogue template and merge it

@@ -15,7 +15,7 @@ from typing import Literal
 from urllib.parse import urlsplit
 
 from flask import current_app
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 
 from . import audit, emails, links, signals
 from . import validation as v
@@ -164,6 +164,15 @@ def _add_session(customer: Customer, return_url: str | None) -> SignIn:
     return SignIn(token, portal_session)
 
 
+#: The live session of a token, built once: every signed-in request runs it.
+_LIVE_SESSION = select(PortalSession).where(
+    PortalSession.token_hash == bindparam("token_hash"),
+    PortalSession.revoked_at.is_(None),
+    PortalSession.expires_at > bindparam("now"),
+    PortalSession.last_seen_at > bindparam("since"),
+)
+
+
 def load_session(token: str) -> PortalSession | None:
     """Return the live session for a cookie's token, or ``None``; notes the activity.
 
@@ -172,14 +181,9 @@ def load_session(token: str) -> PortalSession | None:
     once a minute.
     """
     now, session = utcnow(), portal.session
+    idle_since = now - timedelta(seconds=config_value("SESSION_IDLE_TIMEOUT"))
     portal_session = session.scalar(
-        select(PortalSession).where(
-            PortalSession.token_hash == links.hash_token(token),
-            PortalSession.revoked_at.is_(None),
-            PortalSession.expires_at > now,
-            PortalSession.last_seen_at
-            > now - timedelta(seconds=config_value("SESSION_IDLE_TIMEOUT")),
-        )
+        _LIVE_SESSION, {"token_hash": links.hash_token(token), "now": now, "since": idle_since}
     )
     if portal_session is not None and now - portal_session.last_seen_at > timedelta(minutes=1):
         portal_session.last_seen_at = now

@@ -25,6 +25,7 @@ from sqlalchemy import (
     and_,
     bindparam,
     cast,
+    literal,
     literal_column,
     null,
     or_,
@@ -132,22 +133,39 @@ def billing_history(
 def customer_invoice(customer: Customer, public_id: str) -> Invoice | None:
     """Return ``customer``'s invoice with this public id and its lines, or ``None`` (Z1)."""
     return portal.session.scalar(
-        select(Invoice)
-        .filter_by(customer_id=customer.id, business_id=customer.business_id, public_id=public_id)
-        .options(selectinload(Invoice.lines))
+        _CUSTOMER_INVOICE,
+        {"customer_id": customer.id, "business_id": customer.business_id, "public_id": public_id},
     )
 
 
 def invoice_payments(invoice: Invoice) -> list[Payment]:
-    """Return the payments and failed attempts made on ``invoice``, oldest first, with refunds."""
-    return list(
-        portal.session.scalars(
-            select(Payment)
-            .filter_by(invoice_id=invoice.id, customer_id=invoice.customer_id)
-            .options(selectinload(Payment.refunds))
-            .order_by(Payment.created_at, Payment.id)
-        )
+    """Return the payments and failed attempts made on ``invoice``, oldest first, with refunds.
+
+    ``invoice`` is one the caller found scoped to its customer, and its payments
+    are that customer's: they are looked up by the invoice alone, so that every
+    database reads them through the invoice's index. (With the customer too,
+    SQLite, which keeps no statistics unless asked, would walk the customer's
+    whole payment history by its history index instead.)
+    """
+    return list(portal.session.scalars(_INVOICE_PAYMENTS, {"invoice_id": invoice.id}))
+
+
+# The invoice page's statements, built once: the ids are bound when they run.
+_CUSTOMER_INVOICE = (
+    select(Invoice)
+    .where(
+        Invoice.customer_id == bindparam("customer_id"),
+        Invoice.business_id == bindparam("business_id"),
+        Invoice.public_id == bindparam("public_id"),
     )
+    .options(selectinload(Invoice.lines))
+)
+_INVOICE_PAYMENTS = (
+    select(Payment)
+    .where(Payment.invoice_id == bindparam("invoice_id"))
+    .options(selectinload(Payment.refunds))
+    .order_by(Payment.created_at, Payment.id)
+)
 
 
 _Position = tuple[datetime, str, str]
@@ -184,36 +202,45 @@ def _history_rows(
 def _history_statement(status: str | None, positioned: bool, newer: bool) -> Select[Any]:
     # Built once per filter and direction: the customer, the cursor and the page
     # size are bound when it runs, so a page costs the query and nothing else.
+    # Each kind of record gives its own first ``limit`` rows beyond the cursor,
+    # read in order from its (customer, time) index; only those few are merged
+    # and sorted, however long the history.
     customer_id: BindParameter[int] = bindparam("customer_id")
-    history = union_all(*(rows_of(customer_id) for rows_of in _HISTORY_KINDS.values())).subquery()
+    spot: _Spot = (bindparam("at"), bindparam("kind"), bindparam("public_id"))
+    branches = []
+    for kind, rows_of in _HISTORY_KINDS.items():
+        statuses = HISTORY_FILTERS[status].get(kind) if status is not None else None
+        if status is not None and statuses is None:
+            continue  # the filter shows nothing of this kind
+        query = rows_of(customer_id)
+        at, public_id = query.selected_columns.at, query.selected_columns.public_id
+        if statuses is not None:
+            query = query.where(query.selected_columns.status.in_(statuses))
+        if positioned:
+            query = query.where(_beyond(kind, at, public_id, spot, newer=newer))
+        order = (at, public_id) if newer else (at.desc(), public_id.desc())
+        branches.append(select(query.order_by(*order).limit(bindparam("limit")).subquery()))
+    history = union_all(*branches).subquery()
     columns = (history.c.at, history.c.kind, history.c.public_id)
-    query = select(history)
-    if status is not None:
-        query = query.where(
-            or_(
-                *(
-                    and_(history.c.kind == kind, history.c.status.in_(statuses))
-                    for kind, statuses in HISTORY_FILTERS[status].items()
-                )
-            )
-        )
-    if positioned:
-        spot: tuple[Any, Any, Any] = (bindparam("at"), bindparam("kind"), bindparam("public_id"))
-        query = query.where(_beyond(columns, spot, newer=newer))
-    order = columns if newer else tuple(column.desc() for column in columns)
-    return query.order_by(*order).limit(bindparam("limit"))
+    order_by = columns if newer else tuple(column.desc() for column in columns)
+    return select(history).order_by(*order_by).limit(bindparam("limit"))
 
 
-def _beyond(columns: tuple[Any, Any, Any], position: tuple[Any, Any, Any], *, newer: bool) -> Any:
-    # (at, kind, public_id) compared as a tuple, spelled out: row values are
-    # not everywhere, and each comparison binds through its column's type.
+_Spot = tuple[BindParameter[Any], BindParameter[Any], BindParameter[Any]]
+
+
+def _beyond(kind: str, at: Any, public_id: Any, spot: _Spot, *, newer: bool) -> Any:
+    # (at, kind, public_id) beyond the cursor, compared as a tuple and spelled
+    # out (row values are not everywhere), with this branch's kind a constant.
+    # The first term bounds the range read from the index; the rest filters it.
     beyond = operator.gt if newer else operator.lt
-    (at, kind, public_id), (spot_at, spot_kind, spot_id) = columns, position
-    return or_(
-        beyond(at, spot_at),
-        and_(
-            at == spot_at,
-            or_(beyond(kind, spot_kind), and_(kind == spot_kind, beyond(public_id, spot_id))),
+    spot_at, spot_kind, spot_id = spot
+    return and_(
+        at >= spot_at if newer else at <= spot_at,
+        or_(
+            beyond(at, spot_at),
+            beyond(literal(kind), spot_kind),
+            and_(literal(kind) == spot_kind, beyond(public_id, spot_id)),
         ),
     )
 
@@ -235,15 +262,15 @@ def _invoice_rows(customer_id: Any) -> Select[*tuple[Any, ...]]:
 def _payment_rows(customer_id: Any) -> Select[*tuple[Any, ...]]:
     return (
         select(
-            literal_column("'payment'", String),
-            Payment.public_id,
-            Payment.created_at,
-            Payment.status,
-            Payment.amount,
-            Payment.currency,
-            Invoice.public_id,
-            Invoice.number,
-            Payment.failure_reason,
+            literal_column("'payment'", String).label("kind"),
+            Payment.public_id.label("public_id"),
+            Payment.created_at.label("at"),
+            Payment.status.label("status"),
+            Payment.amount.label("amount"),
+            Payment.currency.label("currency"),
+            Invoice.public_id.label("invoice_public_id"),
+            Invoice.number.label("invoice_number"),
+            Payment.failure_reason.label("note"),
         )
         .outerjoin(Invoice, Payment.invoice_id == Invoice.id)
         .where(Payment.customer_id == customer_id)
@@ -253,15 +280,15 @@ def _payment_rows(customer_id: Any) -> Select[*tuple[Any, ...]]:
 def _refund_rows(customer_id: Any) -> Select[*tuple[Any, ...]]:
     return (
         select(
-            literal_column("'refund'", String),
-            Refund.public_id,
-            Refund.created_at,
-            Refund.status,
-            Refund.amount,
-            Refund.currency,
-            Invoice.public_id,
-            Invoice.number,
-            Refund.reason,
+            literal_column("'refund'", String).label("kind"),
+            Refund.public_id.label("public_id"),
+            Refund.created_at.label("at"),
+            Refund.status.label("status"),
+            Refund.amount.label("amount"),
+            Refund.currency.label("currency"),
+            Invoice.public_id.label("invoice_public_id"),
+            Invoice.number.label("invoice_number"),
+            Refund.reason.label("note"),
         )
         .join(Payment, Refund.payment_id == Payment.id)
         .outerjoin(Invoice, Payment.invoice_id == Invoice.id)

@@ -13,8 +13,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from flask_babel import force_locale
-from sqlalchemy import select, update
-from sqlalchemy.orm import selectinload
+from sqlalchemy import bindparam, select, update
+from sqlalchemy.orm import joinedload
 
 from . import validation as v
 from .billing import dues_of, invoice_lines, new_invoice
@@ -261,17 +261,12 @@ class SubscriptionList:
 
 
 def list_subscriptions(customer: Customer) -> SubscriptionList:
-    """Return ``customer``'s subscriptions in at most two queries, whatever their history.
+    """Return ``customer``'s subscriptions in one query (two with dues), whatever their history.
 
     Current ones (active, on hold, pending) oldest first; past ones most
-    recently ended first.
+    recently ended first; each with its payment method.
     """
-    rows = portal.session.scalars(
-        select(Subscription)
-        .filter_by(customer_id=customer.id)
-        .options(selectinload(Subscription.payment_method))
-        .order_by(Subscription.created_at, Subscription.id)
-    ).all()
+    rows = portal.session.scalars(_ALL_SUBSCRIPTIONS, {"customer_id": customer.id}).all()
     current = [s for s in rows if s.status in CURRENT_STATUSES]
     past = sorted(
         (s for s in rows if s.status not in CURRENT_STATUSES),
@@ -282,6 +277,15 @@ def list_subscriptions(customer: Customer) -> SubscriptionList:
     owed = dues_of(on_hold) if on_hold else {}
     dues = {id_: owing.amount for id_, owing in owed.items() if owing.amount}
     return SubscriptionList(current=current, past=past, dues=dues)
+
+
+#: A customer's subscriptions with their payment methods, built once (the list page runs it).
+_ALL_SUBSCRIPTIONS = (
+    select(Subscription)
+    .where(Subscription.customer_id == bindparam("customer_id"))
+    .options(joinedload(Subscription.payment_method))
+    .order_by(Subscription.created_at, Subscription.id)
+)
 
 
 def get_subscription(customer: Customer, public_id: str) -> Subscription | None:

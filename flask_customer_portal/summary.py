@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 
 from .billing import Dues, dues_of
 from .models import CURRENT_STATUSES, Customer, Invoice, LicenseKey, Subscription
@@ -26,33 +26,35 @@ class AccountSummary:
 def account_summary(customer: Customer, *, invoices: int = 5) -> AccountSummary:
     """Return the overview of ``customer``'s account in a fixed number of queries."""
     session = portal.session
-    subscriptions = list(
-        session.scalars(
-            select(Subscription)
-            .filter(
-                Subscription.customer_id == customer.id,
-                Subscription.status.in_(CURRENT_STATUSES),
-            )
-            .order_by(Subscription.created_at, Subscription.id)
-        )
-    )
+    mine = {"customer_id": customer.id}
+    subscriptions = list(session.scalars(_CURRENT_SUBSCRIPTIONS, mine))
     on_hold = [s for s in subscriptions if s.status == "on_hold"]
     return AccountSummary(
         subscriptions=subscriptions,
         dues=list(dues_of(on_hold).values()) if on_hold else [],
         cancelling=[s for s in subscriptions if s.cancel_at_period_end],
-        latest_invoices=list(
-            session.scalars(
-                select(Invoice)
-                .filter_by(customer_id=customer.id)
-                .order_by(Invoice.issued_at.desc(), Invoice.id.desc())
-                .limit(invoices)
-            )
-        ),
-        license_keys=int(
-            session.scalar(
-                select(func.count()).select_from(LicenseKey).filter_by(customer_id=customer.id)
-            )
-            or 0
-        ),
+        latest_invoices=list(session.scalars(_LATEST_INVOICES, {**mine, "limit": invoices})),
+        license_keys=int(session.scalar(_LICENSE_KEYS, mine) or 0),
     )
+
+
+# The overview's statements, built once: the customer and the count are bound when they run.
+_CURRENT_SUBSCRIPTIONS = (
+    select(Subscription)
+    .where(
+        Subscription.customer_id == bindparam("customer_id"),
+        Subscription.status.in_(CURRENT_STATUSES),
+    )
+    .order_by(Subscription.created_at, Subscription.id)
+)
+_LATEST_INVOICES = (
+    select(Invoice)
+    .where(Invoice.customer_id == bindparam("customer_id"))
+    .order_by(Invoice.issued_at.desc(), Invoice.id.desc())
+    .limit(bindparam("limit"))
+)
+_LICENSE_KEYS = (
+    select(func.count())
+    .select_from(LicenseKey)
+    .where(LicenseKey.customer_id == bindparam("customer_id"))
+)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import ExitStack, contextmanager
+from contextlib import AbstractContextManager, ExitStack, contextmanager
 from typing import Any
 
 import sqlalchemy as sa
@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 from werkzeug.test import TestResponse
 
 import flask_customer_portal as portal
+from benchmarks.sites import counting as counting_on
 from flask_customer_portal import cards
 from flask_customer_portal import models as m
 from flask_customer_portal.db import Base
@@ -115,20 +116,9 @@ def signalled(received: Received, name: str) -> list[dict[str, Any]]:
     return [kwargs for heard, kwargs in received if heard == name]
 
 
-@contextmanager
-def counting(app: Flask) -> Iterator[list[str]]:
+def counting(app: Flask) -> AbstractContextManager[list[str]]:
     """Collect the SQL statements run on the portal's engine while the block runs."""
-    statements: list[str] = []
-    engine = app.extensions["customer_portal"].engine
-
-    def count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        statements.append(statement)
-
-    sa.event.listen(engine, "before_cursor_execute", count)
-    try:
-        yield statements
-    finally:
-        sa.event.remove(engine, "before_cursor_execute", count)
+    return counting_on(app.extensions["customer_portal"].engine)
 
 
 def outbox_kinds(session: Session) -> list[str]:
