@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+from weakref import WeakKeyDictionary
 
 from babel import Locale, UnknownLocaleError
 from flask import Flask
@@ -145,25 +146,42 @@ STATUS_LABELS = {
 }
 
 
+#: What templates have shown of each catalogue, kept across pages: a message's
+#: translation (key: the message alone), and the text shown for it without
+#: variables (key: the message, and whether the template is HTML and fills
+#: newstyle). A catalogue Flask-Babel lets go of takes its entries with it.
+_SHOWN: WeakKeyDictionary[Any, dict[tuple[Any, ...], str]] = WeakKeyDictionary()
+
+
 def template_helpers() -> dict[str, Any]:
     """Return the portal's translation functions for a template's context, in the current locale.
 
     They are bound to the locale's catalogue once per rendering: a page calls
-    them hundreds of times (labels on every row), and each call is then a
-    dictionary look-up instead of a trip through Flask-Babel's context.
+    them dozens of times (labels on every row), and each call is then a
+    dictionary look-up instead of a trip through Flask-Babel's context. What
+    they look up is remembered for the next pages in the same language.
     """
     translations = DOMAIN.get_translations()
-    catalogue: dict[str, str] = {}
+    shown = _SHOWN.get(translations)
+    if shown is None:
+        shown = _SHOWN.setdefault(translations, {})
 
     def lookup(string: str) -> str:
-        found = catalogue.get(string)
+        found = shown.get((string,))
         if found is None:
-            found = catalogue[string] = translations.ugettext(string)
+            found = shown[string,] = translations.ugettext(string)
         return found
 
     @pass_context
     def gettext_(context: Context, string: str, **variables: Any) -> str:
-        return _fill(context, lookup(string), variables)
+        if variables:
+            return _fill(context, lookup(string), variables)
+        newstyle = getattr(context.environment, "newstyle_gettext", False)
+        key = (string, context.eval_ctx.autoescape, newstyle)
+        found = shown.get(key)
+        if found is None:
+            found = shown[key] = _fill(context, lookup(string), variables)
+        return found
 
     @pass_context
     def ngettext_(context: Context, singular: str, plural: str, num: int, **variables: Any) -> str:

@@ -8,10 +8,11 @@ same way inside a request, in a CLI command or in the mail thread.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
-from flask import current_app
+from flask import current_app, url_for
 
 from .config import config_value
 from .errors import ConfigurationError
@@ -48,3 +49,24 @@ def mode_endpoint(name: str, mode: str) -> str:
     ``/test`` (``test_login``), so a link says which world it opens.
     """
     return f"customer_portal.{'test_' if mode == 'test' else ''}{name}"
+
+
+def link_maker(endpoint: str, argument: str) -> Callable[[str], str]:
+    """Return a function giving ``url_for(endpoint, **{argument: value})`` for many values.
+
+    For the many links of one page to one view (each row of the billing
+    history links to its invoice): ``url_for`` runs once, with a marker for the
+    value, and each call puts a value in the marker's place, quoted as
+    Werkzeug's default converter quotes a path segment. Only for an argument
+    the rule takes with that converter.
+    """
+    marker = "cp-value-marker"
+    values: dict[str, Any] = {argument: marker}
+    before, found, after = url_for(endpoint, **values).partition(marker)
+    if not found or "?" in before:  # a query argument is quoted otherwise
+        raise ValueError(f"{endpoint!r} does not put {argument!r} in its path")
+    return lambda value: before + quote(value, safe=_PATH_SAFE) + after
+
+
+#: What Werkzeug's default converter leaves unquoted in a path segment.
+_PATH_SAFE = "!$&'()*+,/:;=@"

@@ -6,7 +6,7 @@ import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from flask import Flask
+from flask import Flask, url_for
 from flask.testing import FlaskClient
 from sqlalchemy.orm import Session
 
@@ -14,6 +14,7 @@ import flask_customer_portal as portal
 from flask_customer_portal import history
 from flask_customer_portal import models as m
 from flask_customer_portal.db import new_public_id
+from flask_customer_portal.urls import link_maker
 
 from .conftest import sign_in_with_link
 from .helpers import counting
@@ -379,3 +380,14 @@ def test_an_invoice_pdf_is_never_stored_by_a_cache(
     assert again.headers["Cache-Control"] == "no-store" and again.headers["ETag"] == etag
     other = client.get(url, headers={"If-None-Match": '"an-older-version"'})
     assert other.status_code == 200 and other.data == first.data
+
+
+@pytest.mark.parametrize("value", ["in_0a1b2c", "a b/c?d#e%f&g", "é€😀", "cp-value-marker"])
+def test_the_history_rows_links_are_the_links_url_for_makes(app: Flask, value: str) -> None:
+    """The billing rows' cheap links (``link_maker``) are ``url_for``'s, quoting included."""
+    with app.test_request_context("/portal/billing"):
+        for endpoint in ("customer_portal.invoice", "customer_portal.invoice_pdf"):
+            made = link_maker(endpoint, "invoice_id")
+            assert made(value) == url_for(endpoint, invoice_id=value)
+        with pytest.raises(ValueError, match="does not put"):
+            link_maker("customer_portal.billing", "status")

@@ -10,6 +10,7 @@ from .. import documents, i18n, invoices, signals
 from ..errors import ValidationError
 from ..history import HISTORY_FILTERS, billing_history, customer_invoice, invoice_payments
 from ..models import Invoice
+from ..urls import link_maker
 from .auth import customer_required, signed_in_customer
 from .guard import or_404
 from .messages import error_message
@@ -39,7 +40,12 @@ def history() -> Any:
     except ValidationError as error:
         abort(400, description=error_message(error))
     return render_template(
-        "customer_portal/billing.html", page=page, status=status, filters=HISTORY_FILTERS
+        "customer_portal/billing.html",
+        page=page,
+        status=status,
+        filters=HISTORY_FILTERS,
+        invoice_url=link_maker("customer_portal.invoice", "invoice_id"),
+        invoice_pdf_url=link_maker("customer_portal.invoice_pdf", "invoice_id"),
     )
 
 
