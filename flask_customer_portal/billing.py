@@ -193,6 +193,7 @@ def record_refund(
             )
         refund = Refund(
             payment_id=payment.id,
+            customer_id=payment.customer_id,
             amount=amount,
             currency=payment.currency,
             status="succeeded",

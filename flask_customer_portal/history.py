@@ -292,7 +292,7 @@ def _refund_rows(customer_id: Any) -> Select[*tuple[Any, ...]]:
         )
         .join(Payment, Refund.payment_id == Payment.id)
         .outerjoin(Invoice, Payment.invoice_id == Invoice.id)
-        .where(Payment.customer_id == customer_id)
+        .where(Refund.customer_id == customer_id)
     )
 
 

@@ -219,7 +219,15 @@ def add_history(session: Session, customer: m.Customer, numbers: range) -> m.Inv
             status="succeeded",
             created_at=at,
         )
-        payment.refunds = [m.Refund(amount=100, currency="USD", status="succeeded", created_at=at)]
+        payment.refunds = [
+            m.Refund(
+                customer_id=customer.id,
+                amount=100,
+                currency="USD",
+                status="succeeded",
+                created_at=at,
+            )
+        ]
         session.add_all([last, payment])
     session.commit()
     assert last is not None

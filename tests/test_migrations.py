@@ -10,8 +10,10 @@ from alembic.migration import MigrationContext
 from click.testing import Result
 from flask import Flask
 
-from flask_customer_portal import migrate
+import flask_customer_portal as portal
+from flask_customer_portal import history, migrate
 from flask_customer_portal.db import Base
+from flask_customer_portal.proxies import portal as portal_state
 
 
 def _portal_tables(engine: sa.Engine) -> set[str]:
@@ -126,3 +128,53 @@ def test_0004_adds_the_document_store_to_a_database_in_use(
         migrate.downgrade("0003")
         tables = _portal_tables(engine)
         assert "portal_documents" not in tables and "portal_test_provider_charges" in tables
+
+
+def test_0005_gives_existing_refunds_their_payments_customer(
+    empty_database_url: str, app_factory: Callable[..., Flask]
+) -> None:
+    """Refunds made before 0005 take their payment's customer, and the history shows them."""
+    app = app_factory(empty_database_url)
+    engine = app.extensions["customer_portal"].engine
+    rows = [
+        "INSERT INTO portal_businesses (id, public_id, name, default_locale, invoice_prefix, "
+        "invoice_counter_live, invoice_counter_test, cancel_at_period_end, cancel_now, "
+        "created_at) VALUES (1, 'acme', 'Acme', 'en', 'ACME', 0, 0, true, true, '2026-11-01')",
+        *(
+            "INSERT INTO portal_customers (id, public_id, business_id, mode, email, name, "
+            f"created_at, updated_at) VALUES ({n}, 'cus_{n}', 1, 'test', 'c{n}@example.com', "
+            f"'C{n}', '2026-11-01', '2026-11-01')"
+            for n in (1, 2)
+        ),
+        *(
+            "INSERT INTO portal_payments (id, public_id, customer_id, amount, currency, status, "
+            f"created_at, updated_at) VALUES ({n}, 'py_{n}', {n}, 2900, 'USD', 'succeeded', "
+            "'2026-11-02', '2026-11-02')"
+            for n in (1, 2)
+        ),
+        "INSERT INTO portal_refunds (public_id, payment_id, amount, currency, status, reason, "
+        "created_at) VALUES ('re_2', 2, 900, 'USD', 'succeeded', 'Goodwill', '2026-11-03')",
+    ]
+    with app.app_context():
+        migrate.upgrade("0004")
+        with engine.begin() as connection:
+            for row in rows:
+                connection.execute(sa.text(row))
+        migrate.upgrade("0005")
+        with engine.connect() as connection:
+            assert connection.execute(
+                sa.text("SELECT public_id, customer_id FROM portal_refunds")
+            ).all() == [("re_2", 2)]
+        customer = portal.get_customer(portal.get_business("acme"), "cus_2", mode="test")
+        assert customer is not None
+        entries = history.billing_history(customer).entries
+        assert [(e.kind, e.public_id) for e in entries] == [("refund", "re_2"), ("payment", "py_2")]
+        other = portal.get_customer(portal.get_business("acme"), "cus_1", mode="test")
+        assert other is not None
+        assert [e.kind for e in history.billing_history(other).entries] == ["payment"]
+        portal_state.session.close()  # its read locks would hold up the downgrade's ALTER TABLE
+        migrate.downgrade("0004")
+        with engine.connect() as connection:
+            columns = {c["name"] for c in sa.inspect(connection).get_columns("portal_refunds")}
+            assert "customer_id" not in columns
+            assert connection.scalar(sa.text("SELECT reason FROM portal_refunds")) == "Goodwill"

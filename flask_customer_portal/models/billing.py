@@ -326,11 +326,15 @@ class Refund(Base):
         CheckConstraint(one_of("status", REFUND_STATUSES), name="status"),
         CheckConstraint("amount > 0", name="amount"),
         currency_check(),
+        Index("ix_portal_refunds_history", "customer_id", "created_at"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     public_id: Mapped[str] = public_id_column("re")
     payment_id: Mapped[int] = mapped_column(ForeignKey("portal_payments.id"), index=True)
+    #: The payment's customer, kept here too so that a billing history reads its
+    #: refunds from their own (customer, time) index.
+    customer_id: Mapped[int] = mapped_column(ForeignKey("portal_customers.id"))
     amount: Mapped[int] = mapped_column(Integer)
     currency: Mapped[str] = mapped_column(String(3))
     status: Mapped[str] = mapped_column(String(9))
