@@ -26,7 +26,7 @@ from .outbox import local_messages
 from .payments import reactivate_subscription
 from .providers import ChargeResult, PaymentProvider, ProviderError, SavedCard, TestProvider
 from .settlement import PaymentOutcome, reconcile, settle_payment
-from .subscriptions import record_failed_renewal, start_subscription, transition
+from .subscriptions import record_failed_renewal, record_renewal, start_subscription, transition
 from .views import current_customer
 
 __version__ = _version("flask-customer-portal")
@@ -65,6 +65,7 @@ __all__ = [
     "reactivate_subscription",
     "reconcile",
     "record_failed_renewal",
+    "record_renewal",
     "record_payment",
     "record_refund",
     "revoke_api_key",

@@ -43,6 +43,9 @@ payment_failed = _signals.signal("payment-failed")
 #: An on-hold subscription became active again once its dues were paid. Sender:
 #: the app; ``customer``, ``subscription``, ``payment``.
 subscription_reactivated = _signals.signal("subscription-reactivated")
+#: A paid renewal was recorded (``record_renewal``): the subscription is in its
+#: next period. Sender: the app; ``customer``, ``subscription``, ``invoice``, ``payment``.
+subscription_renewed = _signals.signal("subscription-renewed")
 
 
 def send(signal: NamedSignal, **kwargs: Any) -> None:

@@ -1,4 +1,4 @@
-"""Subscriptions: starting them, a failed renewal, their payment method, and the one status change.
+"""Subscriptions: starting them, their renewals, their payment method, and the one status change.
 
 Every change of status goes through :func:`transition`, one conditional
 UPDATE from the statuses :data:`ALLOWED_FROM` allows (P2). Cancelling is
@@ -8,6 +8,7 @@ UPDATE from the statuses :data:`ALLOWED_FROM` allows (P2). Cancelling is
 from __future__ import annotations
 
 import calendar
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -16,6 +17,7 @@ from flask_babel import force_locale
 from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import joinedload
 
+from . import signals
 from . import validation as v
 from .billing import dues_of, invoice_lines, new_invoice
 from .db import utcnow
@@ -171,17 +173,10 @@ def record_failed_renewal(
     customer = subscription.customer
     starts = subscription.current_period_end
     ends = add_interval(starts, subscription.interval, subscription.interval_count)
-    with unit_of_work() as session:
-        if idempotency_key is not None:
-            seen = session.scalar(select(Payment).filter_by(idempotency_key=idempotency_key))
-            if seen is not None:
-                if seen.subscription_id != subscription.id or seen.invoice is None:
-                    raise ValidationError(
-                        "idempotency_key",
-                        "idempotency_conflict",
-                        "was already used for another payment",
-                    )
-                return seen.invoice
+    with unit_of_work():
+        seen = _renewal_seen(subscription, idempotency_key)
+        if seen is not None:
+            return seen
         transition(
             subscription,
             "on_hold",
@@ -200,24 +195,141 @@ def record_failed_renewal(
             issued_at=when,
             due_at=when,
         )
-        session.add(invoice)
-        session.flush()
-        session.add(
-            Payment(
-                customer_id=customer.id,
-                invoice_id=invoice.id,
-                subscription_id=subscription.id,
-                amount=due,
-                currency=subscription.currency,
-                status="failed",
-                failure_reason=reason,
-                provider_reference=provider_reference,
-                idempotency_key=idempotency_key,
-                created_at=when,
-                updated_at=when,
-            )
+        _add_renewal_payment(
+            invoice,
+            subscription,
+            status="failed",
+            failure_reason=reason,
+            provider_reference=provider_reference,
+            idempotency_key=idempotency_key,
+            at=when,
         )
     return invoice
+
+
+def record_renewal(
+    subscription: Subscription,
+    *,
+    period_end: datetime | None = None,
+    lines: Iterable[Mapping[str, Any]] | None = None,
+    tax: int = 0,
+    provider_reference: str | None = None,
+    idempotency_key: str | None = None,
+    at: datetime | None = None,
+) -> Invoice:
+    """Record a renewal the merchant's system was paid for: the next period, its invoice, paid.
+
+    In one transaction: the subscription, active and not set to cancel at its
+    period's end, moves to its next period (from its current end to
+    ``period_end``, by default one billing interval later) and renews again at
+    its end; a paid invoice for that period is issued, with a succeeded
+    payment of its total. Commits; sends :data:`~.signals.subscription_renewed`
+    and returns the invoice. Recording the same ``idempotency_key`` again
+    returns the first invoice and changes nothing.
+
+    :param lines: the invoice's lines, as for :func:`~.billing.issue_invoice`;
+        by default one line naming the plan and the period, at its price ×
+        quantity, in the customer's language.
+    :param tax: the tax on the whole invoice, in minor units.
+    :raises InvalidTransition: the subscription is not active, is set to
+        cancel at its period's end, or was renewed meanwhile.
+    """
+    provider_reference = v.text(
+        "provider_reference", provider_reference, max_length=255, identifier=True, required=False
+    )
+    idempotency_key = v.text(
+        "idempotency_key", idempotency_key, max_length=255, identifier=True, required=False
+    )
+    tax = v.amount("tax", tax)
+    when = v.aware("at", at, required=False) or utcnow()
+    period_end = v.aware("period_end", period_end, required=False)
+    items = invoice_lines(lines) if lines is not None else None
+    with unit_of_work():
+        seen = _renewal_seen(subscription, idempotency_key)
+        if seen is not None:
+            return seen
+        starts = subscription.current_period_end
+        interval, count = subscription.interval, subscription.interval_count
+        ends = period_end or add_interval(starts, interval, count)
+        if ends <= starts:
+            raise ValidationError(
+                "period_end", "before_period_start", "must be after the current period's end"
+            )
+        if items is None:
+            line = {"description": _period_line(subscription, starts, ends)}
+            items = invoice_lines([{**line, "unit_amount": subscription.amount}])
+        change(
+            subscription,
+            "active",
+            Subscription.status == "active",
+            Subscription.cancel_at_period_end.is_(False),
+            Subscription.current_period_end == starts,
+            current_period_start=starts,
+            current_period_end=ends,
+            next_billing_at=ends,
+        )
+        invoice = new_invoice(
+            subscription.customer,
+            items,
+            currency=subscription.currency,
+            tax=tax,
+            subscription=subscription,
+            status="paid",
+            issued_at=when,
+            due_at=when,
+        )
+        invoice.paid_at = when
+        payment = _add_renewal_payment(
+            invoice,
+            subscription,
+            status="succeeded",
+            provider_reference=provider_reference,
+            idempotency_key=idempotency_key,
+            at=when,
+        )
+    signals.send(
+        signals.subscription_renewed,
+        customer=subscription.customer,
+        subscription=subscription,
+        invoice=invoice,
+        payment=payment,
+    )
+    return invoice
+
+
+def _renewal_seen(subscription: Subscription, idempotency_key: str | None) -> Invoice | None:
+    # The invoice of a renewal already recorded under this key, or None.
+    if idempotency_key is None:
+        return None
+    seen = portal.session.scalar(select(Payment).filter_by(idempotency_key=idempotency_key))
+    if seen is None:
+        return None
+    if seen.subscription_id != subscription.id or seen.invoice is None:
+        raise ValidationError(
+            "idempotency_key", "idempotency_conflict", "was already used for another payment"
+        )
+    return seen.invoice
+
+
+def _add_renewal_payment(
+    invoice: Invoice, subscription: Subscription, *, at: datetime, **fields: Any
+) -> Payment:
+    # The renewal's payment (or failed attempt) of the invoice's total; don't commit.
+    session = portal.session
+    session.add(invoice)
+    session.flush()
+    payment = Payment(
+        customer_id=invoice.customer_id,
+        invoice_id=invoice.id,
+        subscription_id=subscription.id,
+        amount=invoice.total,
+        currency=invoice.currency,
+        created_at=at,
+        updated_at=at,
+        **fields,
+    )
+    session.add(payment)
+    return payment
 
 
 def _period_line(subscription: Subscription, starts: datetime, ends: datetime) -> str:

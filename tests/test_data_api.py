@@ -4,18 +4,21 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
 from flask import Flask
+from flask.testing import FlaskClient
 from sqlalchemy.orm import Session
 
 import flask_customer_portal as portal
-from flask_customer_portal import InvalidTransition, ValidationError
+from flask_customer_portal import InvalidTransition, ValidationError, formatting, signals
 from flask_customer_portal import models as m
 from flask_customer_portal.db import Base
 from flask_customer_portal.subscriptions import ALLOWED_FROM, add_interval
+
+from .helpers import record_signals, signalled
 
 LINE = {"description": "Acme Cloud Pro", "unit_amount": 2900}
 
@@ -481,3 +484,79 @@ def test_identifiers_of_other_systems_may_look_like_card_numbers(
     with pytest.raises(ValidationError) as error:
         portal.upsert_customer(business, customer.email, name=reference)
     assert error.value.code == "card_number"
+
+
+def test_a_paid_renewal_moves_the_period_and_records_its_paid_invoice(
+    app: Flask, client: FlaskClient, session: Session, signed_in: m.Customer
+) -> None:
+    """A renewal paid in the merchant's system shows in the portal: new dates, a paid invoice."""
+    subscription = portal.start_subscription(
+        signed_in, product="Acme Cloud", plan="Pro", price=2900, currency="USD"
+    )
+    old_end = subscription.current_period_end
+    with record_signals(app, {"renewed": signals.subscription_renewed}) as received:
+        invoice = portal.record_renewal(subscription, provider_reference="ch_1")
+    new_end = add_interval(old_end, "month")
+    assert (subscription.status, subscription.current_period_start) == ("active", old_end)
+    assert subscription.current_period_end == subscription.next_billing_at == new_end
+    assert (invoice.status, invoice.total, invoice.paid_at) == ("paid", 2900, invoice.issued_at)
+    [payment] = session.scalars(sa.select(m.Payment).filter_by(invoice_id=invoice.id))
+    assert (payment.status, payment.amount, payment.provider_reference) == (
+        "succeeded",
+        2900,
+        "ch_1",
+    )
+    assert signalled(received, "renewed") == [
+        {
+            "customer": signed_in.public_id,
+            "subscription": subscription.public_id,
+            "invoice": invoice.public_id,
+            "payment": payment.public_id,
+        }
+    ]
+    page = client.get("/portal/subscriptions").text
+    assert f"Renews on {formatting.date(new_end, 'en')}." in page
+    period = f"{formatting.date(old_end, 'en')} – {formatting.date(new_end, 'en')}"
+    assert [line.description for line in invoice.lines] == [f"Acme Cloud Pro ({period})"]
+
+
+def test_a_renewal_takes_the_merchants_period_lines_and_tax_and_is_recorded_once_per_key(
+    session: Session, subscription: m.Subscription
+) -> None:
+    ends = subscription.current_period_end + timedelta(days=10)
+    lines = [LINE, {"description": "Extra seat", "unit_amount": 500, "quantity": 2}]
+    first = portal.record_renewal(
+        subscription, period_end=ends, lines=lines, tax=390, idempotency_key="renewal-7"
+    )
+    again = portal.record_renewal(
+        subscription, period_end=ends, lines=lines, tax=390, idempotency_key="renewal-7"
+    )
+    assert first.id == again.id and count(session, m.Invoice) == 1
+    assert subscription.current_period_end == ends
+    assert (first.subtotal, first.tax, first.total) == (3900, 390, 4290)
+    assert [line.description for line in first.lines] == ["Acme Cloud Pro", "Extra seat"]
+    portal.record_payment(subscription.customer, amount=1, currency="USD", idempotency_key="p1")
+    with pytest.raises(ValidationError, match="idempotency_key"):
+        portal.record_renewal(subscription, idempotency_key="p1")
+
+
+@pytest.mark.parametrize("how", ["cancelling", "on_hold", "cancelled", "early_end"])
+def test_a_renewal_is_refused_when_the_subscription_cannot_renew_and_writes_nothing(
+    session: Session, subscription: m.Subscription, how: str
+) -> None:
+    """V1: a clear error, and nothing written: no period moved, no invoice, no payment."""
+    if how == "cancelling":
+        portal.cancel_subscription(subscription, at_period_end=True)
+    elif how in ("on_hold", "cancelled"):
+        portal.transition(subscription, how)
+        session.commit()
+    before = (subscription.status, subscription.current_period_end)
+    if how == "early_end":
+        with pytest.raises(ValidationError, match="period_end"):
+            portal.record_renewal(subscription, period_end=subscription.current_period_start)
+    else:
+        with pytest.raises(InvalidTransition):
+            portal.record_renewal(subscription)
+    session.expire_all()
+    assert (subscription.status, subscription.current_period_end) == before
+    assert count(session, m.Invoice) == count(session, m.Payment) == 0
