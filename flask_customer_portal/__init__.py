@@ -13,7 +13,7 @@ from .access import (
     start_session,
 )
 from .billing import issue_invoice, outstanding_dues, record_payment, record_refund, void_invoice
-from .businesses import create_business, get_business, update_business
+from .businesses import create_business, get_business, update_business, upsert_business
 from .cancellation import cancel_subscription, end_due_cancellations, undo_cancellation
 from .customers import find_customer, get_customer, upsert_customer
 from .errors import ConfigurationError, CustomerPortalError, InvalidTransition, ValidationError
@@ -77,6 +77,7 @@ __all__ = [
     "transition",
     "undo_cancellation",
     "update_business",
+    "upsert_business",
     "upsert_customer",
     "void_invoice",
 ]

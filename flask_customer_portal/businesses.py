@@ -6,6 +6,7 @@ import re
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
 from . import validation as v
 from .config import config_value
@@ -86,6 +87,33 @@ def update_business(business: Business, **changes: Any) -> Business:
         for key, value in fields.items():
             setattr(business, key, value)
     return business
+
+
+def upsert_business(
+    public_id: str, name: str, *, invoice_prefix: str | None = None, **details: Any
+) -> Business:
+    """Create the business with this public id, or bring the one there is up to date; commit.
+
+    For set-up code that runs at every start or deploy: running it again
+    changes only the details given (the keyword arguments of
+    :func:`create_business`). ``invoice_prefix`` is used when the business is
+    created; one that exists keeps its own, so its invoices stay one series.
+    Two processes running it at once end with one business.
+    """
+    existing = get_business(public_id)
+    if existing is None:
+        try:
+            return create_business(
+                name, public_id=public_id, invoice_prefix=invoice_prefix, **details
+            )
+        except (ValidationError, IntegrityError) as error:
+            # Taken: another process created it meanwhile, and it is updated below.
+            if isinstance(error, ValidationError) and error.code != "taken":
+                raise
+            existing = get_business(public_id)
+            if existing is None:
+                raise
+    return update_business(existing, name=name, **details)
 
 
 def get_business(public_id: str) -> Business | None:

@@ -560,3 +560,30 @@ def test_a_renewal_is_refused_when_the_subscription_cannot_renew_and_writes_noth
     session.expire_all()
     assert (subscription.status, subscription.current_period_end) == before
     assert count(session, m.Invoice) == count(session, m.Payment) == 0
+
+
+def test_set_up_code_can_upsert_its_business_again_and_again(app: Flask, session: Session) -> None:
+    """Re-running set-up code updates the business instead of failing with "taken"."""
+    with app.app_context():
+        first = portal.upsert_business("shop", "Shop", invoice_prefix="SHOP")
+        again = portal.upsert_business(
+            "shop", "Shop & Co", invoice_prefix="OTHER", support_email="help@shop.example"
+        )
+        assert again.id == first.id
+        assert (again.name, again.support_email, again.invoice_prefix) == (
+            "Shop & Co",
+            "help@shop.example",
+            "SHOP",
+        )
+        assert (
+            session.scalar(
+                sa.select(sa.func.count()).select_from(m.Business).filter_by(public_id="shop")
+            )
+            == 1
+        )
+        with pytest.raises(ValidationError, match="public_id"):
+            portal.upsert_business("Not An Id", "Shop")
+        with pytest.raises(ValidationError, match="brand_color"):
+            portal.upsert_business("shop", "Shop", brand_color="blue")
+        kept = portal.get_business("shop")
+        assert kept is not None and kept.name == "Shop & Co"
