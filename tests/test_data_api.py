@@ -587,3 +587,18 @@ def test_set_up_code_can_upsert_its_business_again_and_again(app: Flask, session
             portal.upsert_business("shop", "Shop", brand_color="blue")
         kept = portal.get_business("shop")
         assert kept is not None and kept.name == "Shop & Co"
+
+
+@pytest.mark.postgresql_only
+def test_processes_upserting_one_business_at_once_end_with_one(app: Flask) -> None:
+    """Set-up code starting in eight workers at once: one business, and no worker fails."""
+    ids: list[int] = []
+    barrier = threading.Barrier(8)
+
+    def upsert() -> None:
+        with app.app_context():
+            barrier.wait()
+            ids.append(portal.upsert_business("race", "Race", support_email="a@race.example").id)
+
+    run_threads(upsert, 8)
+    assert len(ids) == 8 and len(set(ids)) == 1
