@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import json
 import platform
-import statistics
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -152,7 +150,7 @@ def run(options: Options, log: Log | None = None, cluster: Any | None = None) ->
     saved.write_text(json.dumps(asdict(result), indent=1, default=str))
     report.write(result, options.report)
     print()
-    print(report.summary(result))
+    print(report.results(result))
     log(f"results: {saved.relative_to(ROOT) if saved.is_relative_to(ROOT) else saved}")
     log(f"report: {options.report}")
     return result
@@ -523,11 +521,3 @@ def _git_commit() -> str:
     )
     commit = done.stdout.strip() or "unknown"
     return commit + (" with local changes" if dirty.stdout.strip() else "")
-
-
-def median(values: list[float]) -> float:
-    return statistics.median(values) if values else float("nan")
-
-
-def python_command() -> str:
-    return " ".join([Path(sys.executable).name, "-m", "benchmarks", *sys.argv[1:]])

@@ -43,10 +43,6 @@ def write(result: RunResult, path: Path) -> None:
     path.write_text(intro + MARKER + "\n\n" + results(result))
 
 
-def summary(result: RunResult) -> str:
-    return results(result)
-
-
 # -- Figures ------------------------------------------------------------------------------
 
 

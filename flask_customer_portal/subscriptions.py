@@ -174,7 +174,7 @@ def record_failed_renewal(
     starts = subscription.current_period_end
     ends = add_interval(starts, subscription.interval, subscription.interval_count)
     with unit_of_work():
-        seen = _renewal_seen(subscription, idempotency_key)
+        seen = _renewal_seen(subscription, idempotency_key, "failed")
         if seen is not None:
             return seen
         transition(
@@ -245,7 +245,7 @@ def record_renewal(
     period_end = v.aware("period_end", period_end, required=False)
     items = invoice_lines(lines) if lines is not None else None
     with unit_of_work():
-        seen = _renewal_seen(subscription, idempotency_key)
+        seen = _renewal_seen(subscription, idempotency_key, "succeeded")
         if seen is not None:
             return seen
         starts = subscription.current_period_end
@@ -297,14 +297,18 @@ def record_renewal(
     return invoice
 
 
-def _renewal_seen(subscription: Subscription, idempotency_key: str | None) -> Invoice | None:
-    # The invoice of a renewal already recorded under this key, or None.
+def _renewal_seen(
+    subscription: Subscription, idempotency_key: str | None, status: str
+) -> Invoice | None:
+    # The invoice of the renewal already recorded under this key, or None. A key
+    # of another payment, or of this subscription's renewal with the other
+    # outcome (paid, failed), is a conflict.
     if idempotency_key is None:
         return None
     seen = portal.session.scalar(select(Payment).filter_by(idempotency_key=idempotency_key))
     if seen is None:
         return None
-    if seen.subscription_id != subscription.id or seen.invoice is None:
+    if seen.subscription_id != subscription.id or seen.invoice is None or seen.status != status:
         raise ValidationError(
             "idempotency_key", "idempotency_conflict", "was already used for another payment"
         )

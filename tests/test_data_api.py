@@ -538,6 +538,12 @@ def test_a_renewal_takes_the_merchants_period_lines_and_tax_and_is_recorded_once
     portal.record_payment(subscription.customer, amount=1, currency="USD", idempotency_key="p1")
     with pytest.raises(ValidationError, match="idempotency_key"):
         portal.record_renewal(subscription, idempotency_key="p1")
+    # A paid renewal's key is not a failed renewal's, nor the other way round.
+    with pytest.raises(ValidationError, match="idempotency_key"):
+        portal.record_failed_renewal(subscription, reason="declined", idempotency_key="renewal-7")
+    portal.record_failed_renewal(subscription, reason="declined", idempotency_key="failed-8")
+    with pytest.raises(ValidationError, match="idempotency_key"):
+        portal.record_renewal(subscription, idempotency_key="failed-8")
 
 
 @pytest.mark.parametrize("how", ["cancelling", "on_hold", "cancelled", "early_end"])
