@@ -121,6 +121,11 @@ class Dataset:
             ("portal_license_keys", self.license_keys),
         ]
 
+    @property
+    def scope(self) -> Row:
+        # The business and mode every record belongs to.
+        return {"business_id": self.business_pk, "mode": MODE}
+
     def public_id(self, prefix: str) -> str:
         # 80 random bits in hex: the portal's alphabet, and as scattered in the index.
         return f"{prefix}_{self.rng.getrandbits(80):020x}"
@@ -191,6 +196,7 @@ class Dataset:
             "id": pk,
             "public_id": self.public_id("sub"),
             "customer_id": customer,
+            **self.scope,
             "product": "Acme Cloud",
             "plan": plan,
             "price_amount": price,
@@ -238,7 +244,7 @@ class Dataset:
             yield {
                 "id": pk,
                 "public_id": self.public_id("in"),
-                "business_id": self.business_pk,
+                **self.scope,
                 "customer_id": customer,
                 "subscription_id": 1 if customer == 1 else customer + 1,
                 "number": f"ACME-TEST-{pk:06d}",
@@ -294,6 +300,7 @@ class Dataset:
                     "id": pk,
                     "public_id": self.public_id("py"),
                     "customer_id": customer,
+                    **self.scope,
                     "invoice_id": invoice,
                     "subscription_id": 1 if customer == 1 else customer + 1,
                     "payment_method_id": customer,

@@ -294,6 +294,7 @@ def new_invoice(
     business = customer.business
     return Invoice(
         business_id=business.id,
+        mode=customer.mode,
         customer_id=customer.id,
         subscription_id=subscription.id if subscription else None,
         number=_next_invoice_number(business, customer.mode),
@@ -364,6 +365,7 @@ def _payment_fields(
     status = v.choice("status", values["status"], ("succeeded", "failed", "pending"))
     fields = {
         "customer_id": customer.id,
+        **customer.scope,
         "invoice_id": None,
         "subscription_id": None,
         "amount": v.amount("amount", values["amount"], positive=True),

@@ -56,7 +56,22 @@ def head_revision() -> str | None:
 
 def _run(operation: Any, revision: str) -> None:
     cfg = alembic_config()
-    engine = portal.engine
-    with engine.begin() as connection:
-        cfg.attributes["connection"] = connection
-        operation(cfg, revision)
+    with portal.engine.connect() as connection:
+        sqlite = connection.dialect.name == "sqlite"
+        if sqlite:
+            # SQLite changes a table by copying it: with foreign keys enforced,
+            # dropping the old copy of a table other rows point at would fail.
+            # The switch only works outside a transaction; the check after the
+            # migration puts back what it stops guarding.
+            connection.exec_driver_sql("PRAGMA foreign_keys = OFF")
+            connection.commit()
+        try:
+            with connection.begin():
+                cfg.attributes["connection"] = connection
+                operation(cfg, revision)
+                if sqlite and connection.exec_driver_sql("PRAGMA foreign_key_check").first():
+                    raise RuntimeError(f"migrating to {revision} broke a foreign key")
+        finally:
+            if sqlite:
+                connection.exec_driver_sql("PRAGMA foreign_keys = ON")
+                connection.commit()

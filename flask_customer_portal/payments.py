@@ -236,6 +236,7 @@ def _new_attempt(subscription: Subscription, method: PaymentMethod, key: str) ->
     )
     payment = Payment(
         customer=customer,
+        **customer.scope,
         invoice=invoice,
         subscription=subscription,
         payment_method=method,

@@ -119,6 +119,7 @@ def start_subscription(
     with unit_of_work() as session:
         subscription = Subscription(
             customer_id=customer.id,
+            **customer.scope,
             current_period_start=begins,
             current_period_end=ends,
             next_billing_at=ends if status == "active" else None,
@@ -324,6 +325,8 @@ def _add_renewal_payment(
     session.flush()
     payment = Payment(
         customer_id=invoice.customer_id,
+        business_id=invoice.business_id,
+        mode=invoice.mode,
         invoice_id=invoice.id,
         subscription_id=subscription.id,
         amount=invoice.total,

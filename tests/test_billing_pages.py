@@ -194,7 +194,7 @@ def add_history(session: Session, customer: m.Customer, numbers: range) -> m.Inv
         at = START + timedelta(hours=index)
         last = m.Invoice(
             public_id=new_public_id("in"),
-            business_id=customer.business_id,
+            **customer.scope,
             customer_id=customer.id,
             number=f"BULK-{index:06d}",
             status="paid",
@@ -213,6 +213,7 @@ def add_history(session: Session, customer: m.Customer, numbers: range) -> m.Inv
         )
         payment = m.Payment(
             customer_id=customer.id,
+            **customer.scope,
             invoice=last,
             amount=2900,
             currency="USD",

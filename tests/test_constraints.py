@@ -79,10 +79,21 @@ def customer_row(business_id: int, **overrides: Any) -> dict[str, Any]:
     return row | overrides
 
 
+def customer_scope(customer_id: int) -> dict[str, Any]:
+    """The business and mode of a customer's record: its customer's, read in the insert."""
+    return {
+        column: sa.select(getattr(m.Customer, column))
+        .where(m.Customer.id == customer_id)
+        .scalar_subquery()
+        for column in ("business_id", "mode")
+    }
+
+
 def subscription_row(customer_id: int, **overrides: Any) -> dict[str, Any]:
     row = {
         "public_id": "sub_" + str(next(_serial)),
         "customer_id": customer_id,
+        **customer_scope(customer_id),
         "product": "Cloud",
         "plan": "Pro",
         "price_amount": 2900,
@@ -104,6 +115,7 @@ def invoice_row(business_id: int, customer_id: int, **overrides: Any) -> dict[st
     row = {
         "public_id": "in_" + str(next(_serial)),
         "business_id": business_id,
+        "mode": "test",
         "customer_id": customer_id,
         "number": "A-" + str(next(_serial)),
         "status": "open",
@@ -123,6 +135,7 @@ def payment_row(customer_id: int, **overrides: Any) -> dict[str, Any]:
     row = {
         "public_id": "py_" + str(next(_serial)),
         "customer_id": customer_id,
+        **customer_scope(customer_id),
         "amount": 1100,
         "currency": "USD",
         "status": "succeeded",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
@@ -165,6 +166,7 @@ def test_0005_gives_existing_refunds_their_payments_customer(
             assert connection.execute(
                 sa.text("SELECT public_id, customer_id FROM portal_refunds")
             ).all() == [("re_2", 2)]
+        migrate.upgrade()  # the models below are the newest schema's
         customer = portal.get_customer(portal.get_business("acme"), "cus_2", mode="test")
         assert customer is not None
         entries = history.billing_history(customer).entries
@@ -178,3 +180,77 @@ def test_0005_gives_existing_refunds_their_payments_customer(
             columns = {c["name"] for c in sa.inspect(connection).get_columns("portal_refunds")}
             assert "customer_id" not in columns
             assert connection.scalar(sa.text("SELECT reason FROM portal_refunds")) == "Goodwill"
+
+
+def test_0006_gives_existing_records_their_customers_scope_and_external_ids(
+    empty_database_url: str, app_factory: Callable[..., Flask]
+) -> None:
+    """D1: records made before 0006 take their customer's business and mode, so an external
+    id is unique per business and mode from then on; the way down keeps the data."""
+    app = app_factory(empty_database_url)
+    engine = app.extensions["customer_portal"].engine
+    rows = [
+        "INSERT INTO portal_businesses (id, public_id, name, default_locale, invoice_prefix, "
+        "invoice_counter_live, invoice_counter_test, cancel_at_period_end, cancel_now, "
+        "created_at) VALUES (1, 'acme', 'Acme', 'en', 'ACME', 0, 0, true, true, '2026-11-01')",
+        *(
+            "INSERT INTO portal_customers (id, public_id, business_id, mode, email, name, "
+            f"created_at, updated_at) VALUES ({n}, 'cus_{n}', 1, '{mode}', 'c@example.com', "
+            f"'C{n}', '2026-11-01', '2026-11-01')"
+            for n, mode in ((1, "test"), (2, "live"))
+        ),
+        *(
+            "INSERT INTO portal_subscriptions (id, public_id, customer_id, product, plan, "
+            "price_amount, currency, interval, interval_count, quantity, status, "
+            "current_period_start, current_period_end, cancel_at_period_end, created_at, "
+            f"updated_at) VALUES ({n}, 'sub_{n}', {n}, 'Cloud', 'Pro', 2900, 'USD', 'month', 1, "
+            "1, 'active', '2026-11-01', '2026-12-01', false, '2026-11-01', '2026-11-01')"
+            for n in (1, 2)
+        ),
+        *(
+            "INSERT INTO portal_invoices (id, public_id, business_id, customer_id, "
+            "subscription_id, number, status, currency, subtotal, tax, total, issued_at, "
+            "paid_at, business_snapshot, customer_snapshot, created_at) VALUES "
+            f"({n}, 'in_{n}', 1, {n}, {n}, 'ACME-{n}', 'paid', 'USD', 2900, 0, 2900, "
+            "'2026-11-01', '2026-11-01', '{}', '{}', '2026-11-01')"
+            for n in (1, 2)
+        ),
+        *(
+            "INSERT INTO portal_payments (id, public_id, customer_id, invoice_id, amount, "
+            f"currency, status, created_at, updated_at) VALUES ({n}, 'py_{n}', {n}, {n}, 2900, "
+            "'USD', 'succeeded', '2026-11-02', '2026-11-02')"
+            for n in (1, 2)
+        ),
+    ]
+    scoped = ("portal_subscriptions", "portal_invoices", "portal_payments")
+    with app.app_context():
+        migrate.upgrade("0005")
+        with engine.begin() as connection:
+            for row in rows:
+                connection.execute(sa.text(row))
+        migrate.upgrade("0006")
+        with engine.connect() as connection:
+            for table in scoped:
+                assert connection.execute(
+                    sa.text(f"SELECT id, business_id, mode, external_id FROM {table} ORDER BY id")
+                ).all() == [(1, 1, "test", None), (2, 1, "live", None)], table
+        acme = portal.get_business("acme")
+        test_customer = portal.get_customer(acme, "cus_1", mode="test")
+        live_customer = portal.get_customer(acme, "cus_2", mode="live")
+        assert test_customer is not None and live_customer is not None
+        assert test_customer.metadata_ == {}
+        # The same external id in each mode is two records; twice in one mode is refused.
+        with engine.begin() as connection:
+            connection.execute(sa.text("UPDATE portal_subscriptions SET external_id = 'sub_x'"))
+        with pytest.raises(sa.exc.IntegrityError), engine.begin() as connection:
+            connection.execute(
+                sa.text("UPDATE portal_subscriptions SET mode = 'test' WHERE id = 2")
+            )
+        portal_state.session.close()
+        migrate.downgrade("0005")
+        with engine.connect() as connection:
+            for table in scoped:
+                columns = {c["name"] for c in sa.inspect(connection).get_columns(table)}
+                assert not {"external_id", "metadata", "mode"} & columns, table
+            assert "portal_webhook_events" not in _portal_tables(engine)
+            assert connection.scalar(sa.text("SELECT count(*) FROM portal_payments")) == 2

@@ -18,6 +18,7 @@ from .access import (
     LoginLink,
     OutboxMessage,
     PortalSession,
+    WebhookEvent,
 )
 from .billing import (
     CURRENT_STATUSES,
@@ -68,4 +69,5 @@ __all__ = [
     "Refund",
     "StoredDocument",
     "Subscription",
+    "WebhookEvent",
 ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, CheckConstraint, ForeignKey, Index, Integer, String
+from sqlalchemy import JSON, CheckConstraint, ForeignKey, Index, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..db import Base, UTCDateTime, created_at_column, one_of, public_id_column, utcnow
@@ -114,3 +114,21 @@ class OutboxMessage(Base):
     next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     last_error: Mapped[str | None] = mapped_column(String(500))
+
+
+class WebhookEvent(Base):
+    """An event a payment provider sent, kept by its id so that a replayed one changes nothing."""
+
+    __tablename__ = "portal_webhook_events"
+    __table_args__ = (
+        UniqueConstraint("provider", "event_id"),
+        CheckConstraint(one_of("mode", MODES), name="mode"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    provider: Mapped[str] = mapped_column(String(40))
+    event_id: Mapped[str] = mapped_column(String(255))
+    type: Mapped[str] = mapped_column(String(100))
+    business_id: Mapped[int] = mapped_column(ForeignKey("portal_businesses.id"))
+    mode: Mapped[str] = mapped_column(String(4))
+    received_at: Mapped[datetime] = created_at_column()

@@ -44,6 +44,28 @@ REFUND_STATUSES = ("pending", "succeeded", "failed")
 LICENSE_STATUSES = ("active", "inactive", "expired", "revoked")
 
 
+def external_id_column() -> Mapped[str | None]:
+    """Return the column of the id a record has in the merchant's system or processor."""
+    return mapped_column(String(255))
+
+
+def metadata_column() -> Mapped[dict[str, Any]]:
+    """Return the column of the merchant's own key-value pairs (``metadata`` in SQL)."""
+    return mapped_column("metadata", JSON, default=dict, server_default=text("'{}'"))
+
+
+def scope_constraints() -> tuple[Any, ...]:
+    """Return the checks of a record that belongs to a business in one mode.
+
+    The record's ``external_id`` is unique in that scope (records without one
+    never clash).
+    """
+    return (
+        CheckConstraint(one_of("mode", MODES), name="mode"),
+        UniqueConstraint("business_id", "mode", "external_id"),
+    )
+
+
 class Business(Base):
     """A merchant's business: the owner of customers, invoices and the portal's branding."""
 
@@ -100,7 +122,7 @@ class Customer(Base):
     __tablename__ = "portal_customers"
     __table_args__ = (
         UniqueConstraint("business_id", "mode", "email"),
-        CheckConstraint(one_of("mode", MODES), name="mode"),
+        *scope_constraints(),
         CheckConstraint("email = lower(email) AND email LIKE '%_@_%'", name="email"),
     )
 
@@ -112,10 +134,17 @@ class Customer(Base):
     name: Mapped[str] = mapped_column(String(200), default="")
     phone: Mapped[str | None] = mapped_column(String(20))
     locale: Mapped[str | None] = mapped_column(String(16))
+    external_id: Mapped[str | None] = external_id_column()
+    metadata_: Mapped[dict[str, Any]] = metadata_column()
     created_at: Mapped[datetime] = created_at_column()
     updated_at: Mapped[datetime] = updated_at_column()
 
     business: Mapped[Business] = relationship(lazy="joined", innerjoin=True)
+
+    @property
+    def scope(self) -> dict[str, Any]:
+        """The business and mode a record of this customer belongs to, as column values."""
+        return {"business_id": self.business_id, "mode": self.mode}
 
     def snapshot(self) -> dict[str, Any]:
         """Return the details printed on an invoice, frozen at issue time."""
@@ -140,11 +169,17 @@ class Subscription(Base):
         CheckConstraint("current_period_end > current_period_start", name="period"),
         CheckConstraint("length(product) > 0", name="product"),
         currency_check(),
+        *scope_constraints(),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     public_id: Mapped[str] = public_id_column("sub")
     customer_id: Mapped[int] = mapped_column(ForeignKey("portal_customers.id"), index=True)
+    # The customer's business and mode, kept here for the external id's scope.
+    business_id: Mapped[int] = mapped_column(ForeignKey("portal_businesses.id"))
+    mode: Mapped[str] = mapped_column(String(4))
+    external_id: Mapped[str | None] = external_id_column()
+    metadata_: Mapped[dict[str, Any]] = metadata_column()
     product: Mapped[str] = mapped_column(String(200))
     plan: Mapped[str] = mapped_column(String(200))
     price_amount: Mapped[int] = mapped_column(Integer)
@@ -189,6 +224,7 @@ class Invoice(Base):
         CheckConstraint("total = subtotal + tax", name="total"),
         CheckConstraint("status <> 'paid' OR paid_at IS NOT NULL", name="paid_at"),
         currency_check(),
+        *scope_constraints(),
         # The billing history reads a customer's invoices newest first.
         Index("ix_portal_invoices_history", "customer_id", "issued_at"),
     )
@@ -196,10 +232,13 @@ class Invoice(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     public_id: Mapped[str] = public_id_column("in")
     business_id: Mapped[int] = mapped_column(ForeignKey("portal_businesses.id"))
+    mode: Mapped[str] = mapped_column(String(4))
     customer_id: Mapped[int] = mapped_column(ForeignKey("portal_customers.id"))
     subscription_id: Mapped[int | None] = mapped_column(
         ForeignKey("portal_subscriptions.id"), index=True
     )
+    external_id: Mapped[str | None] = external_id_column()
+    metadata_: Mapped[dict[str, Any]] = metadata_column()
     number: Mapped[str] = mapped_column(String(40))
     status: Mapped[str] = mapped_column(String(13))
     currency: Mapped[str] = mapped_column(String(3))
@@ -282,6 +321,7 @@ class Payment(Base):
         CheckConstraint(one_of("status", PAYMENT_STATUSES), name="status"),
         CheckConstraint("amount > 0", name="amount"),
         currency_check(),
+        *scope_constraints(),
         Index("ix_portal_payments_history", "customer_id", "created_at"),
         # P2: a subscription has at most one payment in flight, whatever races.
         Index(
@@ -296,6 +336,10 @@ class Payment(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     public_id: Mapped[str] = public_id_column("py")
     customer_id: Mapped[int] = mapped_column(ForeignKey("portal_customers.id"))
+    business_id: Mapped[int] = mapped_column(ForeignKey("portal_businesses.id"))
+    mode: Mapped[str] = mapped_column(String(4))
+    external_id: Mapped[str | None] = external_id_column()
+    metadata_: Mapped[dict[str, Any]] = metadata_column()
     invoice_id: Mapped[int | None] = mapped_column(ForeignKey("portal_invoices.id"), index=True)
     subscription_id: Mapped[int | None] = mapped_column(ForeignKey("portal_subscriptions.id"))
     payment_method_id: Mapped[int | None] = mapped_column(ForeignKey("portal_payment_methods.id"))
