@@ -32,6 +32,7 @@ from flask_customer_portal.providers import TestProvider
 
 from .postgres import Cluster, find_bindir
 from .redis import RedisServer, find_redis_server
+from .stripe_server import StripeServer, find_localstripe
 
 BACKENDS = ("sqlite", "postgresql")
 EXTERNAL_URL = "http://portal.example.com"
@@ -117,6 +118,21 @@ def redis_server() -> Iterator[RedisServer]:
             pytest.fail(message)
         pytest.skip(message)
     server = RedisServer(executable)
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def stripe_server() -> Iterator[StripeServer]:
+    """A throw-away localstripe server for the session (the Stripe provider's tests)."""
+    executable = find_localstripe()
+    if executable is None:
+        message = "localstripe not found (make .venv/.installed-dev installs it)"
+        if IN_CI:
+            pytest.fail(message)
+        pytest.skip(message)
+    server = StripeServer(executable)
     server.start()
     yield server
     server.stop()
