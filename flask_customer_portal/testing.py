@@ -30,7 +30,7 @@ from . import cards, emails
 from .access import create_portal_session
 from .config import config_value
 from .mail import Email
-from .models import Customer, PaymentMethod
+from .models import Customer, OutboxMessage, PaymentMethod
 from .providers import TestProvider
 from .providers.test_tables import TestCharge
 from .proxies import portal, provider_for
@@ -183,11 +183,26 @@ class Outbox:
 
     @property
     def messages(self) -> list[SentMail]:
-        """Every message sent so far, oldest first (queued mail is sent first)."""
+        """Every message sent so far, oldest first (queued mail is sent first).
+
+        :raises AssertionError: a message could not be rendered (a template of
+            yours that fails, for instance); the error says why.
+        """
         with app_context(self.app):
-            while emails.send_queued() != (0, 0):
-                pass
-        return list(self._recorder.sent)
+            while True:
+                sent, failed = emails.send_queued()
+                if failed:
+                    errors = portal.session.scalars(
+                        sa.select(OutboxMessage.last_error).where(
+                            OutboxMessage.status == "pending",
+                            OutboxMessage.last_error.is_not(None),
+                        )
+                    )
+                    reasons = list(errors)
+                    portal.session.commit()  # end the read, as send_queued ends its own
+                    raise AssertionError(f"the portal could not send mail: {reasons}")
+                if not sent:
+                    return list(self._recorder.sent)
 
     def to(self, recipient: str) -> list[SentMail]:
         """The messages sent to ``recipient``, oldest first."""

@@ -81,8 +81,8 @@ def app(tmp_path):
             db.session.remove()
             db.drop_all()
             db.engine.dispose()
-        else:
-            app.extensions["customer_portal"].engine.dispose()
+    if "sqlalchemy" not in app.extensions:
+        app.extensions["customer_portal"].engine.dispose()
 
 
 @pytest.fixture
@@ -102,7 +102,12 @@ SHOP_OVERVIEW = """{% extends "customer_portal/base.html" %}
 {% block content %}<p>Welcome back to the shop, {{ customer.name }}.</p>{% endblock %}
 """
 
+#: An email template of the shop's with a mistake in it.
+SHOP_BROKEN_EMAIL = "{{ customer.no_such_thing() }}"
+
 SHOP_TESTS = """
+import pytest
+
 import flask_customer_portal as portal
 
 RETURN_URL = "http://shop.example.com/billing"
@@ -163,6 +168,14 @@ def test_a_declined_card_keeps_the_plan_on_hold_and_a_good_one_reactivates_it(
         "Payment received: $29.00",
         "Your Acme Cloud Pro subscription is active again",
     ]
+
+
+def test_a_broken_email_template_of_the_shop_fails_the_test(portal_outbox, plan):
+    portal.cancel_subscription(plan, at_period_end=True)
+    assert len(portal_outbox) == 1
+    portal.undo_cancellation(plan)
+    with pytest.raises(AssertionError, match="no_such_thing"):
+        portal_outbox.messages
 """
 
 #: (the outer backend, where the portal's tables live, pytest-flask on): four shops.
@@ -181,7 +194,8 @@ def test_a_merchants_suite_uses_the_fixtures(
     variant: int,
 ) -> None:
     """C1, M1: signed in through a real link, forms posted with the session's CSRF token (a
-    forged one is still refused), mail as the customer gets it, the test cards' outcomes."""
+    forged one is still refused), mail as the customer gets it (a template that fails to
+    render fails the test), the test cards' outcomes."""
     portal_db, pytest_flask = SHOPS[backend][variant]
     monkeypatch.setenv("SHOP_DATABASE_URL", database_url)
     monkeypatch.setenv("SHOP_PORTAL_DB", portal_db)
@@ -191,11 +205,13 @@ def test_a_merchants_suite_uses_the_fixtures(
     templates = pytester.mkdir("templates") / "customer_portal"
     templates.mkdir()
     (templates / "overview.html").write_text(SHOP_OVERVIEW)
+    (templates / "email").mkdir()
+    (templates / "email" / "cancellation_undone.txt").write_text(SHOP_BROKEN_EMAIL)
 
     options = [] if pytest_flask else ["-p", "no:flask"]
     result = pytester.runpytest("-p", "no:cacheprovider", *options)
 
-    result.assert_outcomes(passed=4)
+    result.assert_outcomes(passed=5)
 
 
 def test_the_plugin_adds_portal_fixtures_only(pytester: pytest.Pytester) -> None:
