@@ -68,6 +68,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "documents",
         "retention",
         "migrate",
+        "host_migrations",
         "migrations",
         "migrations.env",
     ),
@@ -94,7 +95,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "cli",
     ),
     # Where it is all put together, and the public API.
-    "root": ("extension", ""),
+    "root": ("extension", "", "testing", "pytest_plugin"),
 }
 RANK = {module: rank for rank, modules in enumerate(LAYERS.values()) for module in modules}
 #: The pluggable parts import nothing above the core.
