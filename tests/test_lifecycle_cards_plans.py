@@ -537,3 +537,40 @@ def test_an_ended_subscription_keeps_its_plan(
         assert (refused.value.field, refused.value.code) == ("subscription", "not_current")
 
     assert stored_rows(session) == before and heard == []
+
+
+def test_the_integration_guides_whole_life_runs_as_written(
+    client: FlaskClient, signed_in: m.Customer
+) -> None:
+    """docs/integration.md, "A subscription's whole life": each step, then the customer's page."""
+    plan = portal.start_subscription(
+        signed_in, product="Acme Cloud", plan="Pro", price=2900, currency="USD"
+    )
+    card = portal.save_payment_method(
+        signed_in,
+        provider_token="pm_1Q0abc",
+        brand="visa",
+        last4="4242",
+        exp_month=12,
+        exp_year=2030,
+    )
+    assert plan.payment_method == card
+    portal.record_renewal(plan)
+    portal.change_quantity(plan, 3)
+    portal.change_plan(plan, plan="Team", price=9900)
+    new_card = portal.save_payment_method(
+        signed_in,
+        provider_token="pm_2R1def",
+        brand="mastercard",
+        last4="4444",
+        exp_month=3,
+        exp_year=2031,
+    )
+    portal.attach_payment_method(plan, new_card)
+    portal.remove_payment_method(card)
+    portal.cancel_subscription(plan, at_period_end=True)
+
+    page = client.get(PAGE).text
+    assert "$297.00 every month (3 × $99.00)" in page
+    assert "Payment method: Mastercard ending in 4444" in page and "Cancels on" in page
+    assert [i.status for i in portal.list_invoices(signed_in)] == ["paid"]
