@@ -105,8 +105,11 @@ def save_payment_method(
 
 
 def save_card(customer: Customer, card: SavedCard) -> PaymentMethod:
-    """Save a card the provider keeps for ``customer`` (:func:`save_payment_method`), not as
-    the default unless it is their first; commit; return it.
+    """Save the card ``customer`` added on the provider's page; commit; return it.
+
+    Saved as :func:`save_payment_method` saves any card, but not as the
+    default (unless it is the customer's first) and given to no subscription:
+    the payment-method page attaches it to the one the customer is editing.
     """
     return save_payment_method(
         customer,

@@ -28,7 +28,7 @@ def list_subscriptions(
     """
     query = select(Subscription).filter_by(customer_id=customer.id).order_by(*SUBSCRIPTION_ORDER)
     if status is not None:
-        query = query.where(Subscription.status.in_(statuses(status, SUBSCRIPTION_STATUSES)))
+        query = query.where(Subscription.status.in_(_statuses(status, SUBSCRIPTION_STATUSES)))
     return list(portal.session.scalars(query))
 
 
@@ -42,11 +42,11 @@ def list_invoices(
     """
     query = select(Invoice).filter_by(customer_id=customer.id).order_by(*INVOICE_ORDER)
     if status is not None:
-        query = query.where(Invoice.status.in_(statuses(status, INVOICE_STATUSES)))
+        query = query.where(Invoice.status.in_(_statuses(status, INVOICE_STATUSES)))
     return list(portal.session.scalars(query))
 
 
-def statuses(value: object, allowed: tuple[str, ...]) -> list[str]:
+def _statuses(value: object, allowed: tuple[str, ...]) -> list[str]:
     """Return one status, or an iterable of them, as a list of ``allowed`` ones."""
     wanted = [value] if isinstance(value, str) or not isinstance(value, Iterable) else value
     return [v.choice("status", status, allowed) for status in wanted]
