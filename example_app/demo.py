@@ -21,6 +21,7 @@ from flask_customer_portal import (
     issue_license_key,
     record_failed_renewal,
     record_payment,
+    save_payment_method,
     start_subscription,
     transition,
     upsert_customer,
@@ -36,6 +37,8 @@ CURRENCY = "USD"
 #: Plans and their monthly price in cents, with how often customers pick each.
 PLANS = {"Starter": 900, "Pro": 2900, "Team": 9900}
 PLAN_WEIGHTS = (5, 4, 1)
+#: Cards the store's customers keep on file: (brand, last four digits).
+CARDS = (("visa", "4242"), ("mastercard", "4444"), ("amex", "8431"))
 DECLINES = (
     "Your card was declined.",
     "Your card has insufficient funds.",
@@ -171,6 +174,7 @@ def _ana(business: Business, now: datetime) -> None:
     )
     renewed = _latest(now, day=5)
     subscription = _subscribe(ana, "Pro", renewed)
+    _card_on_file(ana, now)
     for months_ago in range(11, -1, -1):
         _paid_invoice(subscription, _add_months(renewed, -months_ago))
     issue_license_key(
@@ -207,6 +211,7 @@ def _random_history(
     if roll < 0.45:
         months = rng.randint(1, 4)
         subscription = _subscribe(customer, plan, renewed)
+        _card_on_file(customer, now)
         for months_ago in range(months - 1, -1, -1):
             _paid_invoice(subscription, _add_months(renewed, -months_ago))
     elif roll < 0.55:
@@ -222,6 +227,25 @@ def _random_history(
 def _subscribe(customer: Customer, plan: str, start: datetime) -> Subscription:
     return start_subscription(
         customer, product=PRODUCT, plan=plan, price=PLANS[plan], currency=CURRENCY, start=start
+    )
+
+
+def _card_on_file(customer: Customer, now: datetime) -> None:
+    """Save the card the store's processor keeps for ``customer``: it pays their plans.
+
+    Each customer's card comes from a generator of its own, seeded by their
+    email, so the crowd's other choices stay the same. The demo never charges
+    these cards (an on-hold plan is paid with a card added on the provider's page).
+    """
+    rng = random.Random(customer.email)
+    brand, last4 = rng.choice(CARDS) if customer.email != "ana@example.com" else CARDS[0]
+    save_payment_method(
+        customer,
+        provider_token=f"demo_card_{customer.public_id}",
+        brand=brand,
+        last4=last4,
+        exp_month=rng.randint(1, 12),
+        exp_year=now.year + rng.randint(1, 4),
     )
 
 

@@ -15,15 +15,23 @@ from .access import (
 from .billing import issue_invoice, outstanding_dues, record_payment, record_refund, void_invoice
 from .businesses import create_business, get_business, update_business, upsert_business
 from .cancellation import cancel_subscription, end_due_cancellations, undo_cancellation
+from .cards import (
+    attach_payment_method,
+    list_payment_methods,
+    remove_payment_method,
+    save_payment_method,
+)
 from .customers import find_customer, get_customer, upsert_customer
 from .errors import ConfigurationError, CustomerPortalError, InvalidTransition, ValidationError
 from .extension import CustomerPortal
 from .invoices import InvoiceRenderer, ReportlabInvoiceRenderer
 from .licenses import issue_license_key
 from .links import PortalLink, static_link
+from .listings import list_invoices, list_subscriptions
 from .mail import Email, Mailer
 from .outbox import local_messages
 from .payments import reactivate_subscription
+from .plans import change_plan, change_quantity
 from .providers import ChargeResult, PaymentProvider, ProviderError, SavedCard, TestProvider
 from .settlement import PaymentOutcome, reconcile, settle_payment
 from .subscriptions import record_failed_renewal, record_renewal, start_subscription, transition
@@ -49,7 +57,10 @@ __all__ = [
     "SignIn",
     "TestProvider",
     "ValidationError",
+    "attach_payment_method",
     "cancel_subscription",
+    "change_plan",
+    "change_quantity",
     "create_api_key",
     "create_business",
     "create_portal_session",
@@ -60,16 +71,21 @@ __all__ = [
     "get_customer",
     "issue_invoice",
     "issue_license_key",
+    "list_invoices",
+    "list_payment_methods",
+    "list_subscriptions",
     "local_messages",
     "outstanding_dues",
     "reactivate_subscription",
     "reconcile",
     "record_failed_renewal",
-    "record_renewal",
     "record_payment",
     "record_refund",
+    "record_renewal",
+    "remove_payment_method",
     "revoke_api_key",
     "revoke_sessions",
+    "save_payment_method",
     "settle_payment",
     "start_session",
     "start_subscription",

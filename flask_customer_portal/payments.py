@@ -19,9 +19,10 @@ from flask_babel import force_locale
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
-from . import audit, signals
+from . import audit
 from . import validation as v
 from .billing import invoice_lines, new_invoice, outstanding_dues
+from .cards import attach_payment_method, check_owner
 from .db import utcnow
 from .errors import InvalidTransition, ValidationError
 from .formatting import locale_of
@@ -30,7 +31,6 @@ from .models import IN_FLIGHT, Payment, PaymentMethod, Subscription
 from .providers.base import ProviderError
 from .proxies import portal, provider_for, update_one
 from .settlement import PaymentOutcome, outcome, record_result, settle_payment
-from .subscriptions import set_payment_method
 
 #: The placeholder in a ``return_url`` replaced by the payment attempt's public id.
 PAYMENT_ID = "{payment_id}"
@@ -45,8 +45,9 @@ def change_payment_method(
 ) -> PaymentOutcome:
     """Make ``method`` the payment method of ``subscription``; commit.
 
-    An active (or pending) subscription only changes its method: outcome
-    ``"updated"``, nothing is charged, ``payment_method_updated`` is sent. An
+    An active (or pending) subscription only changes its method
+    (:func:`~.cards.attach_payment_method`): outcome ``"updated"``, nothing is
+    charged, ``payment_method_updated`` is sent unless the card was already its. An
     on-hold one pays its dues with the method through
     :func:`reactivate_subscription`, which sets the method when the payment
     succeeds. ``idempotency_key`` comes from the form: submitting the same key
@@ -56,7 +57,7 @@ def change_payment_method(
         ``"other_customer"``), or the subscription has ended
         (``"subscription_ended"``).
     """
-    _check_card(subscription, method)
+    check_owner(subscription, method)
     key = v.required_text("idempotency_key", idempotency_key, max_length=255, identifier=True)
     existing = _attempt_with_key(subscription, key)
     if existing is not None:
@@ -71,20 +72,7 @@ def change_payment_method(
             portal.session.refresh(subscription)
             if subscription.status != "active":
                 raise
-    session = portal.session
-    if not set_payment_method(subscription, method):
-        session.rollback()
-        raise ValidationError(
-            "subscription", "subscription_ended", "has ended; its payment method cannot change"
-        )
-    session.commit()
-    signals.send(
-        signals.payment_method_updated,
-        customer=subscription.customer,
-        subscription=subscription,
-        payment_method=method,
-    )
-    return PaymentOutcome("updated", subscription)
+    return PaymentOutcome("updated", attach_payment_method(subscription, method))
 
 
 def reactivate_subscription(
@@ -122,7 +110,7 @@ def reactivate_subscription(
         (``"other_customer"``, ``"idempotency_conflict"``), or nothing is owed
         (``"nothing_to_pay"``).
     """
-    _check_card(subscription, method)
+    check_owner(subscription, method)
     key = v.required_text("idempotency_key", idempotency_key, max_length=255, identifier=True)
     for _ in range(2):
         existing = _attempt_with_key(subscription, key)
@@ -145,13 +133,6 @@ def reactivate_subscription(
         if settled.status != "failed":
             return settled
     return settled
-
-
-def _check_card(subscription: Subscription, method: PaymentMethod) -> None:
-    if method.customer_id != subscription.customer_id:
-        raise ValidationError(
-            "payment_method", "other_customer", "is not one of this customer's cards"
-        )
 
 
 def _attempt_with_key(subscription: Subscription, key: str) -> Payment | None:

@@ -35,6 +35,12 @@ invoice_downloaded = _signals.signal("invoice-downloaded")
 #: A subscription's payment method changed (or paying its dues set it).
 #: Sender: the app; ``customer``, ``subscription``, ``payment_method``.
 payment_method_updated = _signals.signal("payment-method-updated")
+#: A card was saved for a customer, or a saved one changed (a new expiry, made the
+#: default). Sender: the app; ``customer``, ``payment_method``.
+payment_method_saved = _signals.signal("payment-method-saved")
+#: A saved card was removed (the processor detached it). Sender: the app;
+#: ``customer``, ``payment_method`` (no longer in the database).
+payment_method_removed = _signals.signal("payment-method-removed")
 #: A payment succeeded. Sender: the app; ``customer``, ``subscription``, ``payment``, ``invoice``.
 payment_succeeded = _signals.signal("payment-succeeded")
 #: A payment failed. Sender: the app; ``customer``, ``subscription``, ``payment``,
@@ -46,6 +52,10 @@ subscription_reactivated = _signals.signal("subscription-reactivated")
 #: A paid renewal was recorded (``record_renewal``): the subscription is in its
 #: next period. Sender: the app; ``customer``, ``subscription``, ``invoice``, ``payment``.
 subscription_renewed = _signals.signal("subscription-renewed")
+#: The merchant changed a current subscription's plan or quantity (``change_plan``,
+#: ``change_quantity``). Sender: the app; ``customer``, ``subscription``, ``changes``
+#: (field name → (old value, new value)).
+subscription_changed = _signals.signal("subscription-changed")
 
 
 def send(signal: NamedSignal, **kwargs: Any) -> None:

@@ -102,20 +102,20 @@ def start_subscription(
     :param price: the price of one unit for one period, in minor units.
     :param status: ``"active"`` (paid for) or ``"pending"`` (awaiting a first payment).
     """
-    interval = v.choice("interval", interval, INTERVALS)
-    interval_count = v.count("interval_count", interval_count)
     fields = {
-        "product": v.required_text("product", product, max_length=200),
-        "plan": v.text("plan", plan, max_length=200, required=False) or "",
-        "price_amount": v.amount("price", price),
+        **plan_terms(
+            product=product,
+            plan=plan,
+            price=price,
+            interval=interval,
+            interval_count=interval_count,
+            quantity=quantity,
+        ),
         "currency": v.currency("currency", currency),
-        "interval": interval,
-        "interval_count": interval_count,
-        "quantity": v.count("quantity", quantity),
         "status": v.choice("status", status, ("active", "pending")),
     }
     begins = v.aware("start", start, required=False) or utcnow()
-    ends = add_interval(begins, interval, interval_count)
+    ends = add_interval(begins, fields["interval"], fields["interval_count"])
     with unit_of_work() as session:
         subscription = Subscription(
             customer_id=customer.id,
@@ -128,6 +128,20 @@ def start_subscription(
         )
         session.add(subscription)
     return subscription
+
+
+def plan_terms(
+    *, product: Any, plan: Any, price: Any, interval: Any, interval_count: Any, quantity: Any
+) -> dict[str, Any]:
+    """Return a plan's terms checked, as the columns of a subscription (``price_amount``...)."""
+    return {
+        "product": v.required_text("product", product, max_length=200),
+        "plan": v.text("plan", plan, max_length=200, required=False) or "",
+        "price_amount": v.amount("price", price),
+        "interval": v.choice("interval", interval, INTERVALS),
+        "interval_count": v.count("interval_count", interval_count),
+        "quantity": v.count("quantity", quantity),
+    }
 
 
 def add_interval(moment: datetime, interval: str, count: int = 1) -> datetime:
@@ -350,15 +364,19 @@ def _period_line(subscription: Subscription, starts: datetime, ends: datetime) -
         )
 
 
-def set_payment_method(subscription: Subscription, method: PaymentMethod) -> bool:
+def set_payment_method(subscription: Subscription, method: PaymentMethod, *conditions: Any) -> bool:
     """Charge ``subscription``'s renewals to ``method``; don't commit.
 
     One conditional UPDATE: a subscription that has ended never takes a
-    method. Tells whether it took it.
+    method, nor one whose row fails ``conditions``. Tells whether it took it.
     """
     return update_one(
         update(Subscription)
-        .where(Subscription.id == subscription.id, Subscription.status.in_(CURRENT_STATUSES))
+        .where(
+            Subscription.id == subscription.id,
+            Subscription.status.in_(CURRENT_STATUSES),
+            *conditions,
+        )
         .values(payment_method_id=method.id, updated_at=utcnow())
     )
 
@@ -379,8 +397,8 @@ class SubscriptionList:
     dues: dict[int, int]
 
 
-def list_subscriptions(customer: Customer) -> SubscriptionList:
-    """Return ``customer``'s subscriptions in one query (two with dues), whatever their history.
+def subscription_listing(customer: Customer) -> SubscriptionList:
+    """Return ``customer``'s subscriptions for their page, in one query (two with dues).
 
     Current ones (active, on hold, pending) oldest first; past ones most
     recently ended first; each with its payment method.

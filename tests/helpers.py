@@ -8,6 +8,7 @@ modules take the same way.
 from __future__ import annotations
 
 import io
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, ExitStack, contextmanager
 from typing import Any
@@ -145,3 +146,15 @@ def pdf_text(document: bytes) -> str:
     assert document.startswith(b"%PDF-")
     pages = PdfReader(io.BytesIO(document)).pages
     return shown("\n".join(page.extract_text() for page in pages))
+
+
+# -- Concurrency -------------------------------------------------------------------------
+
+
+def run_threads(target: Callable[[], None], count: int) -> None:
+    """Run ``target`` in ``count`` threads at once; return when all have finished."""
+    threads = [threading.Thread(target=target) for _ in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()

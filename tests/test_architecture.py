@@ -61,6 +61,8 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "subscriptions",
         "cancellation",
         "cards",
+        "plans",
+        "listings",
         "settlement",
         "payments",
         "licenses",

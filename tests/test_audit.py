@@ -44,7 +44,7 @@ def test_each_event_is_one_line_with_ids_and_never_a_secret(
     assert setup_id is not None
     added = client.post(back, data={"csrf_token": csrf_token(shown.text), "setup_id": setup_id[1]})
     assert added.status_code == 303
-    (card,) = cards.customer_cards(customer)
+    (card,) = cards.list_payment_methods(customer)
     outcome = payments.change_payment_method(
         subscription, card, idempotency_key="key-1", return_url=PAYMENT_RETURN_URL
     )

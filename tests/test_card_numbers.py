@@ -87,7 +87,7 @@ def test_no_column_is_made_to_hold_a_card_number(app: Flask, customer: m.Custome
         with pytest.raises(ValidationError, match="card number"):
             cards.save_card(customer, card)
     saved = cards.save_card(customer, SavedCard("card_tok_1", "visa", "4242", 12, 2034))
-    assert saved.provider_token == "card_tok_1" and cards.customer_cards(customer) == [saved]
+    assert saved.provider_token == "card_tok_1" and cards.list_payment_methods(customer) == [saved]
 
 
 def test_the_database_refuses_more_than_four_digits_of_a_card(

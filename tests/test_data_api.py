@@ -18,7 +18,7 @@ from flask_customer_portal import models as m
 from flask_customer_portal.db import Base
 from flask_customer_portal.subscriptions import ALLOWED_FROM, add_interval
 
-from .helpers import record_signals, signalled
+from .helpers import record_signals, run_threads, signalled
 
 LINE = {"description": "Acme Cloud Pro", "unit_amount": 2900}
 
@@ -427,14 +427,6 @@ def test_racing_transitions_have_one_winner(app: Flask, subscription: m.Subscrip
     for thread in threads:
         thread.join()
     assert len(wins) == 1
-
-
-def run_threads(target: Callable[[], None], count: int) -> None:
-    threads = [threading.Thread(target=target) for _ in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
 
 
 @pytest.mark.postgresql_only

@@ -19,6 +19,7 @@ from flask_customer_portal import (
     ConfigurationError,
     create_portal_session,
     get_business,
+    list_payment_methods,
     local_messages,
 )
 from flask_customer_portal.emails import send_queued
@@ -148,6 +149,23 @@ def test_bruno_is_on_hold_with_two_open_invoices(seeded: Flask) -> None:
     with seeded.app_context():
         assert subscription_of("bruno@example.com").status == "on_hold"
         assert invoice_statuses("bruno@example.com").count("open") == 2
+
+
+def test_a_subscriber_sees_the_card_on_file_and_an_edit_button(
+    seeded: Flask, client: FlaskClient
+) -> None:
+    """The seed saves each active subscriber's card through the data API, so Ana's page
+    shows its brand and last four digits (in her Portuguese), not "none yet"."""
+    with seeded.app_context():
+        cards = list_payment_methods(customer("ana@example.com"))
+        assert [(card.brand, card.last4, card.is_default) for card in cards] == [
+            ("visa", "4242", True)
+        ]
+        assert subscription_of("ana@example.com").payment_method == cards[0]
+        assert subscription_of("bruno@example.com").payment_method is None
+    sign_in_as(seeded, client, "ana@example.com")
+    page = client.get("/portal/subscriptions").get_data(as_text=True)
+    assert "Visa com final 4242" in page and "Editar" in page
 
 
 def test_carla_cancelled_after_paying(seeded: Flask) -> None:

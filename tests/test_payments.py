@@ -895,7 +895,7 @@ def test_save_card_refuses_a_card_number_as_token(
     with pytest.raises(portal.ValidationError) as error:
         cards.save_card(customer, SavedCard(token, "visa", "4242", 12, 2034))
 
-    assert error.value.field == "token"
+    assert error.value.field == "provider_token"
     assert session.scalars(sa.select(m.PaymentMethod)).all() == []
 
 
@@ -907,7 +907,7 @@ def test_save_card_keeps_one_row_per_token_and_a_default(customer: m.Customer) -
     second = cards.save_card(customer, SavedCard("card_def", "visa", "0002", 1, 2030))
 
     assert first.id == again.id and first.is_default and not second.is_default
-    assert [c.public_id for c in cards.customer_cards(customer)] == [
+    assert [c.public_id for c in cards.list_payment_methods(customer)] == [
         first.public_id,
         second.public_id,
     ]
@@ -942,7 +942,7 @@ def test_finish_card_setup_takes_only_the_customers_own_setup(
     with pytest.raises(portal.ValidationError):
         cards.finish_card_setup(customer, {"setup_id": setup_id})
 
-    assert cards.customer_cards(customer) == []
+    assert cards.list_payment_methods(customer) == []
     assert cards.finish_card_setup(other, {"setup_id": setup_id}).last4 == "4242"
 
 

@@ -56,6 +56,7 @@ def test_the_data_api_sends_the_signals_the_pages_send(
     assert heard == [
         ("subscription-cancelled", {**ids, "at_period_end": True}),
         ("cancellation-undone", ids),
+        ("payment-method-saved", {"customer": ids["customer"], "payment_method": card.public_id}),
         ("payment-method-updated", {**ids, "payment_method": card.public_id}),
         (
             "profile-updated",

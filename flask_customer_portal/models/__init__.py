@@ -18,6 +18,7 @@ from .access import (
     LoginLink,
     OutboxMessage,
     PortalSession,
+    StoredDocument,
     WebhookEvent,
 )
 from .billing import (
@@ -38,7 +39,6 @@ from .billing import (
     Payment,
     PaymentMethod,
     Refund,
-    StoredDocument,
     Subscription,
 )
 

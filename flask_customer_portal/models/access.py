@@ -1,11 +1,21 @@
-"""The portal's own bookkeeping: sign-in links, portal sessions, API keys and the outbox."""
+"""The portal's own bookkeeping: sign-in links, portal sessions, API keys, the outbox and the
+rendered documents it keeps."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, CheckConstraint, ForeignKey, Index, Integer, String, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    CheckConstraint,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..db import Base, UTCDateTime, created_at_column, one_of, public_id_column, utcnow
@@ -132,3 +142,18 @@ class WebhookEvent(Base):
     business_id: Mapped[int] = mapped_column(ForeignKey("portal_businesses.id"))
     mode: Mapped[str] = mapped_column(String(4))
     received_at: Mapped[datetime] = created_at_column()
+
+
+class StoredDocument(Base):
+    """A rendered document (an invoice's PDF), kept under the checksum of what it shows.
+
+    A new version of the invoice (paid, in another language, by a new renderer)
+    has another key; the document of a key never changes.
+    """
+
+    __tablename__ = "portal_documents"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    media_type: Mapped[str] = mapped_column(String(100))
+    body: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = created_at_column()

@@ -9,6 +9,7 @@ from sqlalchemy import (
     JSON,
     Boolean,
     CheckConstraint,
+    ColumnElement,
     ForeignKey,
     Index,
     Integer,
@@ -36,6 +37,8 @@ SUBSCRIPTION_STATUSES = ("pending", "active", "on_hold", "cancelled", "expired",
 #: The statuses of a subscription that has not ended: shown as current, still changeable.
 CURRENT_STATUSES = ("active", "on_hold", "pending")
 INTERVALS = ("day", "week", "month", "year")
+#: The ORDER BY of a list of records.
+Order = tuple[ColumnElement[Any], ...]
 INVOICE_STATUSES = ("draft", "open", "paid", "void", "uncollectible")
 PAYMENT_STATUSES = ("pending", "requires_action", "succeeded", "failed")
 #: The statuses of a payment whose outcome is not final yet.
@@ -140,6 +143,18 @@ class Customer(Base):
     updated_at: Mapped[datetime] = updated_at_column()
 
     business: Mapped[Business] = relationship(lazy="joined", innerjoin=True)
+    # Read-only views of the customer's records, each loaded when first read
+    # (pages that never read them run no statement for them), in the order of
+    # the data API's list calls. Changes go through the data API.
+    subscriptions: Mapped[list[Subscription]] = relationship(
+        viewonly=True, lazy="select", order_by=lambda: SUBSCRIPTION_ORDER
+    )
+    invoices: Mapped[list[Invoice]] = relationship(
+        viewonly=True, lazy="select", order_by=lambda: INVOICE_ORDER
+    )
+    payment_methods: Mapped[list[PaymentMethod]] = relationship(
+        viewonly=True, lazy="select", order_by=lambda: PAYMENT_METHOD_ORDER
+    )
 
     @property
     def scope(self) -> dict[str, Any]:
@@ -213,6 +228,10 @@ class Subscription(Base):
         return " ".join(filter(None, (self.product, self.plan)))
 
 
+#: The order a customer's subscriptions are listed in: the newest first.
+SUBSCRIPTION_ORDER: Order = (Subscription.created_at.desc(), Subscription.id.desc())
+
+
 class Invoice(Base):
     """An invoice with its lines; its number is unique within its business."""
 
@@ -257,6 +276,10 @@ class Invoice(Base):
     lines: Mapped[list[InvoiceLine]] = relationship(
         order_by="InvoiceLine.position", cascade="all, delete-orphan"
     )
+
+
+#: The order a customer's invoices are listed in: the newest issued first.
+INVOICE_ORDER: Order = (Invoice.issued_at.desc(), Invoice.id.desc())
 
 
 class InvoiceLine(Base):
@@ -311,6 +334,16 @@ class PaymentMethod(Base):
     exp_year: Mapped[int] = mapped_column(Integer)
     is_default: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = created_at_column()
+
+    customer: Mapped[Customer] = relationship()
+
+
+#: The order a customer's saved cards are listed in: the default first, then the newest.
+PAYMENT_METHOD_ORDER: Order = (
+    PaymentMethod.is_default.desc(),
+    PaymentMethod.created_at.desc(),
+    PaymentMethod.id.desc(),
+)
 
 
 class Payment(Base):
@@ -414,19 +447,4 @@ class LicenseKey(Base):
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     activation_limit: Mapped[int | None] = mapped_column(Integer)
     activations: Mapped[int] = mapped_column(Integer, default=0)
-    created_at: Mapped[datetime] = created_at_column()
-
-
-class StoredDocument(Base):
-    """A rendered document (an invoice's PDF), kept under the checksum of what it shows.
-
-    A new version of the invoice (paid, in another language, by a new renderer)
-    has another key; the document of a key never changes.
-    """
-
-    __tablename__ = "portal_documents"
-
-    key: Mapped[str] = mapped_column(String(64), primary_key=True)
-    media_type: Mapped[str] = mapped_column(String(100))
-    body: Mapped[bytes] = mapped_column(LargeBinary)
     created_at: Mapped[datetime] = created_at_column()

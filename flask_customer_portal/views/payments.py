@@ -214,7 +214,7 @@ def _edit_page(
     status: int = 200,
 ) -> Any:
     customer = subscription.customer
-    saved = cards.customer_cards(customer)
+    saved = cards.list_payment_methods(customer)
     current = subscription.payment_method
     if selected not in {card.public_id for card in saved}:
         default = next((card for card in saved if card.is_default), None)

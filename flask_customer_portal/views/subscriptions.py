@@ -12,7 +12,7 @@ from ..cancellation import CANCEL_WAYS, cancel_options, cancel_subscription, und
 from ..errors import InvalidTransition, ValidationError
 from ..i18n import N_, current_locale, gettext
 from ..models import CURRENT_STATUSES, Customer, Subscription
-from ..subscriptions import get_subscription, list_subscriptions
+from ..subscriptions import get_subscription, subscription_listing
 from .auth import customer_required, signed_in_customer
 from .guard import FLASH, or_404
 from .messages import error_message
@@ -52,7 +52,7 @@ def _list_page(error: str | None = None, status: int = 200) -> Any:
     page = render_template(
         "customer_portal/subscriptions.html",
         customer=customer,
-        listing=list_subscriptions(customer),
+        listing=subscription_listing(customer),
         cancel_options=cancel_options,
         error=error,
     )
