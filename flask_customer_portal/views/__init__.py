@@ -27,7 +27,6 @@ from . import (
     subscriptions,
     test_provider,
     theme,
-    webhooks,
 )
 from .auth import current_customer
 
@@ -54,7 +53,6 @@ def register_views(
         module.register(pages)
     app.register_blueprint(pages, url_prefix=prefix)
     app.register_blueprint(test_provider.blueprint(), url_prefix=prefix + "/test-provider")
-    app.register_blueprint(webhooks.create_blueprint(state), url_prefix=prefix + "/webhooks")
     if staff_decorator is not None:
         staff_pages = guard.guarded_blueprint("customer_portal_staff")
         staff.register(staff_pages, staff_decorator)

@@ -84,4 +84,4 @@ def _product_name() -> Callable[[str], str] | None:
     if not config_value("STRIPE_SECRET_KEY"):
         return None
     client = stripe_events.stripe_client()
-    return lambda product_id: str(client.products.retrieve(product_id).name)
+    return lambda product_id: str(client.v1.products.retrieve(product_id).name)
