@@ -6,8 +6,9 @@ others are built around the real objects it returns and signed as Stripe signs.
 
 from __future__ import annotations
 
-import threading
 import time
+import urllib.parse
+import urllib.request
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -19,12 +20,11 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy.orm import Session
 
-import flask_customer_portal as portal
 from flask_customer_portal import models as m
 from flask_customer_portal.formatting import date
 
 from .stripe_events import client_of, event, serve, signed, stripe_settings, wait_for
-from .stripe_server import StripeServer
+from .stripe_server import SECRET_KEY, StripeServer
 
 URL = "/portal/webhooks/stripe/acme"
 PAST = datetime.now(UTC) - timedelta(days=40)
@@ -188,3 +188,185 @@ def renewal_invoice(
     )
     invoice = client.v1.invoices.create(params={"customer": customer, "subscription": subscription})
     return invoice.id
+
+
+def test_a_subscription_cancelled_in_stripe_shows_as_cancelled(
+    app: Flask,
+    session: Session,
+    stripe_server: StripeServer,
+    stripe_client: stripe.StripeClient,
+    live_subscription: Any,
+    client: FlaskClient,
+    signed_in: m.Customer,
+) -> None:
+    """customer.subscription.deleted (from localstripe) ends it in the portal, whatever ways
+    of cancelling the business offers its customers."""
+    with serve(app, stripe_server, "acme"):
+        stripe_client.v1.subscriptions.cancel(live_subscription.id)
+        ended = wait_for(
+            lambda: (
+                (s := portal_subscription(session, live_subscription.id))
+                and s.status == "cancelled"
+                and s
+            )
+        )
+    assert ended.ended_at is not None and ended.next_billing_at is None
+    page = client.get("/portal/subscriptions").text
+    assert "Cancelled" in page
+
+
+def test_a_renewal_that_fails_in_stripe_puts_the_subscription_on_hold(
+    app: Flask,
+    session: Session,
+    stripe_server: StripeServer,
+    stripe_client: stripe.StripeClient,
+    stripe_customer: str,
+    live_subscription: Any,
+) -> None:
+    """invoice.payment_failed (from localstripe: the bank's check failed) records the failed
+    renewal once: on hold, an open invoice for the next period; Stripe's next attempt at the
+    same invoice adds nothing."""
+    declined = stripe_client.v1.payment_methods.create(
+        params={
+            "type": "card",
+            "card": {
+                "number": "4000002760003184",
+                "exp_month": 12,
+                "exp_year": 2034,
+                "cvc": "123",
+            },
+        }
+    )
+    stripe_client.v1.payment_methods.attach(declined.id, params={"customer": stripe_customer})
+    stripe_client.v1.customers.update(
+        stripe_customer, params={"invoice_settings": {"default_payment_method": declined.id}}
+    )
+    subscription = portal_subscription(session, live_subscription.id)
+    assert subscription is not None
+    new_end = subscription.current_period_end + timedelta(days=31)
+    with serve(app, stripe_server, "acme"):
+        renewal = renewal_invoice(stripe_client, stripe_customer, live_subscription.id, new_end)
+        intent = stripe_client.v1.invoices.pay(renewal).payment_intent
+        fail_authentication(stripe_server, stripe_client.v1.payment_intents.retrieve(intent))
+        held = wait_for(
+            lambda: (
+                (s := portal_subscription(session, live_subscription.id))
+                and s.status == "on_hold"
+                and s
+            )
+        )
+    owed = session.scalars(sa.select(m.Invoice).filter_by(subscription_id=held.id)).all()
+    assert [(invoice.status, invoice.total) for invoice in owed] == [("open", 5800)]
+    again = event("invoice.payment_failed", stripe_client.v1.invoices.retrieve(renewal).to_dict())
+    assert post(client_for(app), again).status_code == 200
+    assert session.scalar(sa.select(sa.func.count()).select_from(m.Invoice)) == 1
+
+
+def fail_authentication(server: StripeServer, intent: Any) -> None:
+    """Fail the bank's check (3-D Secure) of a payment waiting for it, as localstripe's page does."""
+    assert intent.status == "requires_action"
+    form = urllib.parse.urlencode({"client_secret": intent.client_secret, "success": "false"})
+    url = f"{server.url}/v1/payment_intents/{intent.id}/_authenticate"
+    request = urllib.request.Request(url, form.encode(), {"Authorization": f"Bearer {SECRET_KEY}"})
+    with urllib.request.urlopen(request, timeout=10) as answer:
+        assert answer.status == 200
+
+
+def client_for(app: Flask) -> FlaskClient:
+    return app.test_client()
+
+
+def state_of(session: Session) -> list[tuple[Any, ...]]:
+    """What the portal shows of every subscription and invoice, and the events it kept."""
+    session.expire_all()
+    subscriptions = session.execute(
+        sa.select(
+            m.Subscription.status,
+            m.Subscription.current_period_end,
+            m.Subscription.cancel_at_period_end,
+        )
+    ).all()
+    invoices = session.execute(sa.select(m.Invoice.status, m.Invoice.total)).all()
+    return [*subscriptions, *invoices, *events(session)]
+
+
+def test_a_forged_signature_is_refused_and_changes_nothing(
+    session: Session, client: FlaskClient, subscription: m.Subscription
+) -> None:
+    """O1 (the signing secret from configuration): an event signed with another secret, or
+    not signed, is refused with 400 and a JSON error; nothing is kept or changed."""
+    link(session, subscription, "sub_forged")
+    body = event("customer.subscription.deleted", {"id": "sub_forged", "status": "canceled"})
+    before = state_of(session)
+    forged = post(client, body, secret="whsec_guessed")
+    assert forged.status_code == 400
+    assert forged.json["code"] == 400 and "Stripe-Signature" in forged.json["message"]
+    unsigned = client.post(URL, json=body)
+    assert unsigned.status_code == 400
+    assert state_of(session) == before
+
+
+def test_a_stale_timestamp_is_refused(
+    session: Session, client: FlaskClient, subscription: m.Subscription
+) -> None:
+    """A genuine signature more than 300 seconds old (a captured delivery played again) is
+    refused with 400; one inside Stripe's tolerance is taken."""
+    link(session, subscription, "sub_stale")
+    body = event("customer.subscription.deleted", {"id": "sub_stale", "status": "canceled"})
+    before = state_of(session)
+    stale = post(client, body, at=int(time.time()) - 301)
+    assert stale.status_code == 400 and "timestamp" in stale.json["message"].lower()
+    assert state_of(session) == before
+    assert post(client, body, at=int(time.time()) - 200).status_code == 200
+    session.refresh(subscription)
+    assert subscription.status == "cancelled"
+
+
+def test_a_replayed_event_answers_200_and_changes_nothing(
+    session: Session, client: FlaskClient, subscription: m.Subscription
+) -> None:
+    """D1 (one row per provider and event id): the same event delivered again is recognised
+    and applied no second time."""
+    link(session, subscription, "sub_replayed")
+    body = event("invoice.payment_failed", failed_invoice("sub_replayed", subscription))
+    first = post(client, body)
+    assert first.status_code == 200 and first.json["status"] == "applied"
+    after = state_of(session)
+    body["data"]["object"]["id"] = "in_another"  # the same event id: never looked at again
+    again = post(client, body)
+    assert again.status_code == 200 and again.json["status"] == "duplicate"
+    assert state_of(session) == after
+
+
+def failed_invoice(stripe_subscription: str, subscription: m.Subscription) -> dict[str, Any]:
+    """A Stripe invoice of the subscription's next period, whose payment failed."""
+    starts = int(subscription.current_period_end.timestamp())
+    return {
+        "id": "in_" + stripe_subscription,
+        "object": "invoice",
+        "subscription": stripe_subscription,
+        "amount_due": 2900,
+        "created": starts,
+        "lines": {"data": [{"period": {"start": starts, "end": starts + 31 * 86400}}]},
+    }
+
+
+def test_an_unknown_event_type_is_kept_and_ignored(
+    session: Session, client: FlaskClient, subscription: m.Subscription
+) -> None:
+    """An event type the portal does not apply answers 200 and is kept, so it is never
+    looked at again; one about records the portal does not have is ignored the same way."""
+    before = state_of(session)
+    unknown = post(client, event("customer.discount.created", {"id": "di_1"}))
+    assert unknown.json["status"] == "ignored"
+    stranger = post(client, event("customer.subscription.deleted", {"id": "sub_nobody"}))
+    assert stranger.json["status"] == "ignored"
+    assert len(events(session)) == 2
+    assert state_of(session)[: len(before)] == before
+
+
+def test_an_unknown_business_is_404(client: FlaskClient, business: m.Business) -> None:
+    """Each business has its own endpoint; any other path under it is not found."""
+    payload, headers = signed(event("invoice.paid", {"id": "in_1"}))
+    answer = client.post("/portal/webhooks/stripe/nobody", data=payload, headers=headers)
+    assert answer.status_code == 404 and answer.json["code"] == 404
