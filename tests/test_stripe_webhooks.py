@@ -6,6 +6,7 @@ others are built around the real objects it returns and signed as Stripe signs.
 
 from __future__ import annotations
 
+import threading
 import time
 import urllib.parse
 import urllib.request
@@ -263,7 +264,7 @@ def test_a_renewal_that_fails_in_stripe_puts_the_subscription_on_hold(
 
 
 def fail_authentication(server: StripeServer, intent: Any) -> None:
-    """Fail the bank's check (3-D Secure) of a payment waiting for it, as localstripe's page does."""
+    """Fail the bank's check (3-D Secure) of a waiting payment, as localstripe's page does."""
     assert intent.status == "requires_action"
     form = urllib.parse.urlencode({"client_secret": intent.client_secret, "success": "false"})
     url = f"{server.url}/v1/payment_intents/{intent.id}/_authenticate"
@@ -370,3 +371,100 @@ def test_an_unknown_business_is_404(client: FlaskClient, business: m.Business) -
     payload, headers = signed(event("invoice.paid", {"id": "in_1"}))
     answer = client.post("/portal/webhooks/stripe/nobody", data=payload, headers=headers)
     assert answer.status_code == 404 and answer.json["code"] == 404
+
+
+def test_a_subscription_updated_in_stripe_follows_its_status_and_cancellation(
+    session: Session,
+    client: FlaskClient,
+    stripe_client: stripe.StripeClient,
+    live_subscription: Any,
+) -> None:
+    """customer.subscription.updated (built around localstripe's object): set to cancel at the
+    period's end, taken back, past due (on hold), active again, as in the status table."""
+    stripe_id = live_subscription.id
+
+    def updated(**changes: Any) -> m.Subscription:
+        current = stripe_client.v1.subscriptions.retrieve(stripe_id).to_dict()
+        answer = post(client, event("customer.subscription.updated", {**current, **changes}))
+        assert answer.status_code == 200, answer.json
+        found = portal_subscription(session, stripe_id)
+        assert found is not None
+        return found
+
+    stripe_client.v1.subscriptions.update(stripe_id, params={"cancel_at_period_end": True})
+    ending = updated()
+    assert (ending.status, ending.cancel_at_period_end) == ("active", True)
+    assert ending.next_billing_at is None
+    stripe_client.v1.subscriptions.update(stripe_id, params={"cancel_at_period_end": False})
+    assert updated().cancel_at_period_end is False
+    held = updated(status="past_due")
+    assert (held.status, held.next_billing_at) == ("on_hold", None)
+    assert updated(status="unpaid").status == "on_hold"
+    back = updated(status="active")
+    assert (back.status, back.next_billing_at) == ("active", back.current_period_end)
+
+
+def test_a_failed_renewal_paid_later_in_stripe_reactivates(
+    session: Session, client: FlaskClient, subscription: m.Subscription
+) -> None:
+    """invoice.paid after invoice.payment_failed of the same invoice pays the open invoice
+    the failure left, and the subscription is active again; a refund of the charge in
+    Stripe (charge.refunded) is recorded once, however often it is delivered."""
+    link(session, subscription, "sub_retried")
+    invoice = failed_invoice("sub_retried", subscription)
+    assert post(client, event("invoice.payment_failed", invoice)).json["status"] == "applied"
+    paid = {**invoice, "status": "paid", "amount_paid": 2900, "charge": "ch_retried"}
+    assert post(client, event("invoice.paid", paid)).json["status"] == "applied"
+    session.refresh(subscription)
+    assert subscription.status == "active"
+    assert subscription.next_billing_at == subscription.current_period_end
+    statuses = session.scalars(sa.select(m.Invoice.status)).all()
+    assert statuses == ["paid"]
+    charge = {"id": "ch_retried", "object": "charge", "invoice": invoice["id"]}
+    refunded = event("charge.refunded", {**charge, "amount_refunded": 1000})
+    assert post(client, refunded).json["status"] == "applied"
+    assert (
+        post(client, event("charge.refunded", {**charge, "amount_refunded": 1000})).json["status"]
+        == "ignored"
+    )
+    assert (
+        post(client, event("charge.refunded", {**charge, "amount_refunded": 2900})).json["status"]
+        == "applied"
+    )
+    assert session.scalars(sa.select(m.Refund.amount).order_by(m.Refund.id)).all() == [1000, 1900]
+
+
+@pytest.mark.postgresql_only
+def test_one_event_delivered_by_several_threads_at_once_is_applied_once(
+    app: Flask, session: Session, subscription: m.Subscription
+) -> None:
+    """D1 on PostgreSQL: eight deliveries of one event at once renew the subscription once;
+    every one of them answers 200 (one applied, the others duplicates)."""
+    link(session, subscription, "sub_raced")
+    starts = int(subscription.current_period_end.timestamp())
+    paid = {
+        "id": "in_raced",
+        "object": "invoice",
+        "subscription": "sub_raced",
+        "amount_paid": 2900,
+        "lines": {"data": [{"period": {"start": starts, "end": starts + 31 * 86400}}]},
+    }
+    payload, headers = signed(event("invoice.paid", paid))
+    barrier = threading.Barrier(8)
+    answers: list[tuple[int, str]] = []
+
+    def deliver() -> None:
+        client = app.test_client()
+        barrier.wait()
+        answer = client.post(URL, data=payload, headers=headers)
+        answers.append((answer.status_code, answer.json["status"]))
+
+    threads = [threading.Thread(target=deliver) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(answers) == [(200, "applied")] + [(200, "duplicate")] * 7
+    session.refresh(subscription)
+    assert subscription.current_period_end == datetime.fromtimestamp(starts + 31 * 86400, UTC)
+    assert session.scalar(sa.select(sa.func.count()).select_from(m.Invoice)) == 1
