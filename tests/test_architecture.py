@@ -69,6 +69,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "retention",
         "stripe_sync",
         "stripe_events",
+        "stripe_backfill",
         "migrate",
         "migrations",
         "migrations.env",
@@ -95,6 +96,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "api",
         "openapi",
         "cli",
+        "stripe_cli",
     ),
     # Where it is all put together, and the public API.
     "root": ("extension", ""),
