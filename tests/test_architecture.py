@@ -71,6 +71,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "stripe_events",
         "stripe_backfill",
         "migrate",
+        "host_migrations",
         "migrations",
         "migrations.env",
     ),
@@ -99,7 +100,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "stripe_cli",
     ),
     # Where it is all put together, and the public API.
-    "root": ("extension", ""),
+    "root": ("extension", "", "testing", "pytest_plugin"),
 }
 RANK = {module: rank for rank, modules in enumerate(LAYERS.values()) for module in modules}
 #: The pluggable parts import nothing above the core.

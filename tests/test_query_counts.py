@@ -25,7 +25,7 @@ def add_invoices(session: Session, subscription: m.Subscription, count: int, sta
     invoices = [
         {
             "public_id": f"in_bulk{start + i}",
-            "business_id": customer.business_id,
+            **customer.scope,
             "customer_id": customer.id,
             "subscription_id": subscription.id,
             "number": f"BULK-{start + i:06d}",
@@ -64,6 +64,7 @@ def add_invoices(session: Session, subscription: m.Subscription, count: int, sta
             {
                 "public_id": f"py_bulk{i}",
                 "customer_id": customer.id,
+                **customer.scope,
                 "invoice_id": i,
                 "amount": 2900,
                 "currency": "USD",
