@@ -103,20 +103,28 @@ def create_blueprint(state: PortalState) -> Blueprint:
     blueprint.add_url_rule("/<portal_any_path:path>", "unrouted", unrouted, methods=every)
 
     blueprint.before_request(_cap_body)
+    json_blueprint(blueprint)
+    return blueprint
+
+
+def json_blueprint(blueprint: Blueprint) -> None:
+    """Make ``blueprint`` a JSON endpoint of machines': JSON errors, no cache, no CSRF token.
+
+    The HTTP API and the payment providers' webhooks are called with a
+    credential of their own (a bearer key, a signature) and no cookie, so
+    there is no CSRF token to ask for and nothing to forge.
+    """
     blueprint.after_request(_no_store)
     # Code-specific handlers of the host app would win over a class-wide one
     # here (Flask looks up by code first), so the codes are registered one by one.
-    for code in (400, 401, 404, 405, 413, 415, 429, 500):
+    for code in (400, 401, 404, 405, 409, 413, 415, 429, 500):
         blueprint.register_error_handler(code, _error_response)
     blueprint.register_error_handler(HTTPException, _error_response)
-
-    # A host app with Flask-WTF's CSRFProtect would ask API calls for a CSRF
-    # token; they carry a bearer key and no cookie, so there is nothing to forge.
-    # The host may set CSRFProtect up before the portal or after it: the
-    # blueprint's URL value preprocessor runs on the API's own requests only,
+    # A host app with Flask-WTF's CSRFProtect would ask these calls for a CSRF
+    # token. The host may set CSRFProtect up before the portal or after it: the
+    # blueprint's URL value preprocessor runs on its own requests only,
     # before any before_request function (CSRFProtect's check among them).
     blueprint.url_value_preprocessor(lambda endpoint, values: _exempt_from_csrf(blueprint))
-    return blueprint
 
 
 def _exempt_from_csrf(blueprint: Blueprint) -> None:

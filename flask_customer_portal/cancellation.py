@@ -46,7 +46,9 @@ def cancel_options(subscription: Subscription) -> tuple[str, ...]:
     return tuple(ways)
 
 
-def cancel_subscription(subscription: Subscription, *, at_period_end: bool) -> Subscription:
+def cancel_subscription(
+    subscription: Subscription, *, at_period_end: bool, offered_only: bool = True
+) -> Subscription:
     """Cancel ``subscription`` the way the customer chose; queue the email; commit.
 
     At the end of the period (active subscriptions only): the status stays
@@ -63,6 +65,8 @@ def cancel_subscription(subscription: Subscription, *, at_period_end: bool) -> S
 
     Sends :data:`~.signals.subscription_cancelled`.
 
+    :param offered_only: ``False`` records a cancellation made elsewhere (at
+        the payment processor) whatever ways its business offers its customers.
     :raises ValidationError: it has already ended (code ``"already_cancelled"``,
         ``"already_expired"`` or ``"already_failed"``), or this way is not offered
         for it now (see :func:`cancel_options`; code ``"already_scheduled"``,
@@ -76,7 +80,7 @@ def cancel_subscription(subscription: Subscription, *, at_period_end: bool) -> S
             f"already_{subscription.status}",
             f"this subscription has already ended ({subscription.status})",
         )
-    if way not in cancel_options(subscription):
+    if offered_only and way not in cancel_options(subscription):
         raise _not_offered(subscription, way)
     now, previous_status, voided = utcnow(), subscription.status, 0
     with unit_of_work():

@@ -19,11 +19,15 @@ from .customers import find_customer
 from .links import static_link
 from .models import MODES, Business, Customer
 from .proxies import portal
+from .stripe_cli import stripe_cli
 
 
 @click.group("portal")
 def portal_cli() -> None:
     """Manage the customer portal."""
+
+
+portal_cli.add_command(stripe_cli)
 
 
 @portal_cli.group("db")

@@ -113,6 +113,16 @@ DEFAULTS: dict[str, Any] = {
     "PROXY_HOPS": 0,
     # Days `flask portal purge` keeps used links, ended sessions and sent mail.
     "RETENTION_DAYS": 30,
+    # The Stripe secret key (sk_test_... or sk_live_...) the Stripe provider and
+    # `flask portal stripe sync` call Stripe's API with.
+    "STRIPE_SECRET_KEY": None,
+    # The signing secrets (whsec_...) of the Stripe webhook endpoints: one, or a list
+    # (test mode's and live mode's endpoints have their own; keep the old one while rolling).
+    "STRIPE_WEBHOOK_SECRET": None,
+    # Where Stripe's API is; None: Stripe's own. For a local fake of Stripe in development.
+    "STRIPE_API_BASE": None,
+    # Stripe webhook deliveries, per business's endpoint.
+    "STRIPE_WEBHOOK_RATE_LIMIT": "600 per minute",
 }
 
 _TYPES: dict[str, type | tuple[type, ...]] = {
@@ -147,6 +157,10 @@ _TYPES: dict[str, type | tuple[type, ...]] = {
     "ACCENT_COLOR": (str, type(None)),
     "PROXY_HOPS": int,
     "RETENTION_DAYS": int,
+    "STRIPE_SECRET_KEY": (str, type(None)),
+    "STRIPE_WEBHOOK_SECRET": (str, list, tuple, type(None)),
+    "STRIPE_API_BASE": (str, type(None)),
+    "STRIPE_WEBHOOK_RATE_LIMIT": str,
 }
 
 

@@ -18,7 +18,7 @@ from .errors import ConfigurationError
 from .providers import TestProvider
 from .proxies import portal
 from .state import EXTENSION_KEY, PortalState, embedded_engine
-from .views import register_views
+from .views import register_views, webhooks
 from .views.language import select_locale
 
 #: What start-up says outside debug and testing without a live provider (O3).
@@ -133,6 +133,8 @@ class CustomerPortal:
             prefix = config.config_value("URL_PREFIX", app)
             register_views(app, state, prefix=prefix, staff_decorator=self.staff_decorator)
             app.register_blueprint(api.create_blueprint(state), url_prefix=prefix + "/api/v1")
+            hooks = webhooks.create_blueprint(state)
+            app.register_blueprint(hooks, url_prefix=prefix + "/webhooks")
         hops = config.config_value("PROXY_HOPS", app)
         if hops:
             # T9: the client's address (the rate limits' key) and scheme are the ones the

@@ -1,0 +1,112 @@
+"""Stripe's side of the webhook tests: a real local HTTP server for the portal, signed events.
+
+localstripe (tests/stripe_server.py) delivers the events it emits itself, signed
+with a registered endpoint's secret, to the portal running on a real local
+HTTP server in a thread (:func:`serve`). Events it does not emit are built
+around the real object it returns and signed as Stripe signs
+(``t=<timestamp>,v1=<HMAC-SHA256 of "t.payload">``) by :func:`signed`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import secrets
+import threading
+import time
+import urllib.parse
+import urllib.request
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+import stripe
+from flask import Flask
+from werkzeug.serving import make_server
+
+from .stripe_server import SECRET_KEY, StripeServer
+
+#: The signing secret of the tests' webhook endpoint.
+SIGNING_SECRET = "whsec_portal_suite"
+#: The id the tests' endpoint is registered under at localstripe (each test replaces it).
+ENDPOINT_ID = "portal-webhook-tests"
+
+_T = TypeVar("_T")
+
+
+def stripe_settings(server: StripeServer) -> dict[str, Any]:
+    """The portal settings that point it at ``server`` with the tests' secrets."""
+    return {
+        "CUSTOMER_PORTAL_STRIPE_SECRET_KEY": SECRET_KEY,
+        "CUSTOMER_PORTAL_STRIPE_WEBHOOK_SECRET": SIGNING_SECRET,
+        "CUSTOMER_PORTAL_STRIPE_API_BASE": server.url,
+    }
+
+
+def client_of(server: StripeServer) -> stripe.StripeClient:
+    """The Stripe SDK's client, on ``server``."""
+    return stripe.StripeClient(SECRET_KEY, base_addresses={"api": server.url})
+
+
+@contextmanager
+def serve(app: Flask, server: StripeServer, business: str) -> Iterator[str]:
+    """Run ``app`` on a local HTTP server; localstripe posts its events to ``business``'s endpoint.
+
+    Yields the endpoint's URL.
+    """
+    http = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=http.serve_forever, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{http.server_port}/portal/webhooks/stripe/{business}"
+    register(server, url)
+    try:
+        yield url
+    finally:
+        # Later events of the session go nowhere rather than to a stopped server of ours.
+        register(server, "http://127.0.0.1:9/gone")
+        http.shutdown()
+        thread.join(10)
+
+
+def register(server: StripeServer, url: str) -> None:
+    """Register (or replace) the tests' webhook endpoint at localstripe."""
+    form = urllib.parse.urlencode({"url": url, "secret": SIGNING_SECRET}).encode()
+    with urllib.request.urlopen(f"{server.url}/_config/webhooks/{ENDPOINT_ID}", form, 10):
+        pass
+
+
+def wait_for(check: Callable[[], _T | None], seconds: float = 15) -> _T:
+    """Return ``check()``'s first true answer, asked again until ``seconds`` have passed."""
+    deadline = time.monotonic() + seconds
+    while True:
+        found = check()
+        if found:
+            return found
+        if time.monotonic() > deadline:
+            raise AssertionError("the awaited webhook never had its effect")
+        time.sleep(0.1)
+
+
+def event(kind: str, data: dict[str, Any], *, livemode: bool = False) -> dict[str, Any]:
+    """Return a Stripe event of type ``kind`` about ``data`` (a real object's fields)."""
+    return {
+        "id": "evt_" + secrets.token_hex(12),
+        "object": "event",
+        "type": kind,
+        "created": int(time.time()),
+        "livemode": livemode,
+        "api_version": "2017-08-15",
+        "data": {"object": data},
+    }
+
+
+def signed(
+    body: dict[str, Any], *, secret: str = SIGNING_SECRET, at: int | None = None
+) -> tuple[bytes, dict[str, str]]:
+    """Return ``body`` as Stripe sends it: the JSON and its ``Stripe-Signature`` header."""
+    payload = json.dumps(body).encode()
+    timestamp = int(time.time()) if at is None else at
+    mac = hmac.new(secret.encode(), b"%d.%s" % (timestamp, payload), hashlib.sha256)
+    header = f"t={timestamp},v1={mac.hexdigest()}"
+    return payload, {"Stripe-Signature": header, "Content-Type": "application/json"}
