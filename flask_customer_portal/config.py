@@ -113,6 +113,16 @@ DEFAULTS: dict[str, Any] = {
     "PROXY_HOPS": 0,
     # Days `flask portal purge` keeps used links, ended sessions and sent mail.
     "RETENTION_DAYS": 30,
+    # Stripe (the stripe extra): the secret key (sk_test_... or sk_live_...), the
+    # publishable key of the same mode, and the webhook endpoint's signing secret
+    # (whsec_...). With the keys set, Stripe is the payment provider of the keys' mode.
+    "STRIPE_SECRET_KEY": None,
+    "STRIPE_PUBLISHABLE_KEY": None,
+    "STRIPE_WEBHOOK_SECRET": None,
+    # Where the card and 3-D Secure pages load Stripe.js from.
+    "STRIPE_JS_URL": "https://js.stripe.com/v3/",
+    # Stripe's API address: leave None (Stripe's own); a local fake's in tests.
+    "STRIPE_API_BASE": None,
 }
 
 _TYPES: dict[str, type | tuple[type, ...]] = {
@@ -147,6 +157,11 @@ _TYPES: dict[str, type | tuple[type, ...]] = {
     "ACCENT_COLOR": (str, type(None)),
     "PROXY_HOPS": int,
     "RETENTION_DAYS": int,
+    "STRIPE_SECRET_KEY": (str, type(None)),
+    "STRIPE_PUBLISHABLE_KEY": (str, type(None)),
+    "STRIPE_WEBHOOK_SECRET": (str, type(None)),
+    "STRIPE_JS_URL": str,
+    "STRIPE_API_BASE": (str, type(None)),
 }
 
 
@@ -206,6 +221,7 @@ def check(app: Flask) -> None:
         raise ConfigurationError(f"{PREFIX}PROXY_HOPS must be 0 or more (0: no proxy)")
     if app.config[PREFIX + "RETENTION_DAYS"] <= 0:
         raise ConfigurationError(f"{PREFIX}RETENTION_DAYS must be a positive number of days")
+    _check_stripe(app)
     for name, url in [("EXTERNAL_URL", app.config[PREFIX + "EXTERNAL_URL"])] + [
         (key, origin)
         for key in ("RETURN_URL_ORIGINS", "PROVIDER_ORIGINS")
@@ -216,6 +232,45 @@ def check(app: Flask) -> None:
                 f"{PREFIX}{name} must be an origin like https://shop.example.com "
                 f"(a scheme and a host, no path, no trailing '/'): {url!r}"
             )
+
+
+def stripe_key_mode(key: str, kind: str = "sk") -> str | None:
+    """Return ``"test"`` or ``"live"`` for a Stripe key of ``kind`` (``sk``, ``pk``), or ``None``.
+
+    Restricted secret keys (``rk_``) count as secret keys.
+    """
+    for prefix in ("sk", "rk") if kind == "sk" else (kind,):
+        for mode in MODES:
+            if key.startswith(f"{prefix}_{mode}_") and len(key) > len(prefix) + len(mode) + 2:
+                return mode
+    return None
+
+
+def _check_stripe(app: Flask) -> None:
+    secret, publishable, signing = (
+        app.config[PREFIX + "STRIPE_" + name]
+        for name in ("SECRET_KEY", "PUBLISHABLE_KEY", "WEBHOOK_SECRET")
+    )
+    if secret is None and publishable is None:
+        return
+    mode = stripe_key_mode(secret or "")
+    if mode is None:
+        raise ConfigurationError(
+            f"{PREFIX}STRIPE_SECRET_KEY must be a Stripe secret key (sk_test_... or sk_live_...)"
+        )
+    if stripe_key_mode(publishable or "", "pk") != mode:
+        raise ConfigurationError(
+            f"{PREFIX}STRIPE_PUBLISHABLE_KEY must be the publishable key (pk_{mode}_...) "
+            f"of the same Stripe mode as the secret key ({mode})"
+        )
+    if signing is not None and not signing.startswith("whsec_"):
+        raise ConfigurationError(
+            f"{PREFIX}STRIPE_WEBHOOK_SECRET must be the endpoint's signing secret (whsec_...)"
+        )
+    for name in ("STRIPE_JS_URL", "STRIPE_API_BASE"):
+        url = app.config[PREFIX + name]
+        if url is not None and urlsplit(url).scheme not in ("http", "https"):
+            raise ConfigurationError(f"{PREFIX}{name} must be an http(s) URL: {url!r}")
 
 
 def _is_origin(url: object) -> bool:
@@ -287,6 +342,15 @@ def _production_problems(app: Flask) -> list[str]:
         problems.append(
             "MAIL_DEFAULT_SENDER must be set: the portal mails sign-in links from it, "
             "such as 'Acme <billing@acme.example.com>'"
+        )
+    if stripe_key_mode(app.config[PREFIX + "STRIPE_SECRET_KEY"] or "") == "test":
+        problems.append(
+            f"{PREFIX}STRIPE_SECRET_KEY is a test key (sk_test_...): Stripe then serves test "
+            "mode only and takes no real money; set the live keys (sk_live_..., pk_live_...)"
+        )
+    if app.config[PREFIX + "STRIPE_API_BASE"] is not None:
+        problems.append(
+            f"{PREFIX}STRIPE_API_BASE is for a local fake of Stripe in tests: remove it"
         )
     if app.config["SESSION_COOKIE_SECURE"] is not True:
         problems.append(
