@@ -15,7 +15,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from . import api, config, emails, i18n, invoices, mail, outbox
 from .cli import portal_cli
 from .errors import ConfigurationError
-from .providers import TestProvider, stripe
+from .providers import TestProvider, stripe_config
 from .proxies import portal
 from .state import EXTENSION_KEY, PortalState, embedded_engine
 from .views import register_views
@@ -146,7 +146,7 @@ class CustomerPortal:
     def _providers(self, app: Flask) -> tuple[Any, Any]:
         """The live and test providers: those given, and Stripe's if its keys are set."""
         provider, test_provider = self.provider, self.test_provider
-        configured = stripe.from_config(app)
+        configured = stripe_config.from_config(app)
         if configured is not None:
             if (provider if configured.mode == "live" else test_provider) is not None:
                 raise ConfigurationError(
@@ -163,7 +163,7 @@ class CustomerPortal:
                     )
             else:
                 test_provider = configured
-        stripe.check_modes(live=provider, test=test_provider)
+        stripe_config.check_modes(live=provider, test=test_provider)
         return provider, test_provider
 
     def _embedded_engine(self, app: Flask) -> Engine | None:

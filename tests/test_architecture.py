@@ -43,6 +43,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "providers.test",
         "providers.test_tables",
         "providers.stripe",
+        "providers.stripe_config",
         "invoices",
         "mail",
     ),

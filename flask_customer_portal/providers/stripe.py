@@ -26,11 +26,8 @@ from datetime import timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
-from flask import Flask
-
-from ..config import config_value, stripe_key_mode
+from ..config import stripe_key_mode
 from ..db import utcnow
-from ..errors import ConfigurationError
 from ..urls import external_url
 from .base import ChargeResult, ProviderError, SavedCard
 from .test import AUTHENTICATION_FAILED, CANCELLED, FAILURE_REASONS, NOT_AVAILABLE, with_query
@@ -315,7 +312,9 @@ class StripeProvider:
             found = (error.error and error.error.payment_intent) or None
             if error.code == "authentication_required" and found:
                 # Stripe wants the customer present: the 3-D Secure page confirms it on-session.
-                return self._result(found["id"], "requires_action", _get(found, "last_payment_error"))
+                return self._result(
+                    found["id"], "requires_action", _get(found, "last_payment_error")
+                )
             return ChargeResult("failed", found["id"] if found else None, _reason(error.error))
         except self._stripe.InvalidRequestError as error:
             raise ProviderError("Stripe refused the charge") from error
@@ -424,38 +423,3 @@ def _saved_card(method: Any) -> SavedCard:
         exp_month=int(card.exp_month),
         exp_year=int(card.exp_year),
     )
-
-
-def from_config(app: Flask) -> StripeProvider | None:
-    """Return the provider the app's ``CUSTOMER_PORTAL_STRIPE_*`` settings describe, or ``None``.
-
-    :raises ConfigurationError: the keys are set but the ``stripe`` extra is missing.
-    """
-    secret = config_value("STRIPE_SECRET_KEY", app)
-    if secret is None:
-        return None
-    try:
-        return StripeProvider(
-            secret_key=secret,
-            publishable_key=config_value("STRIPE_PUBLISHABLE_KEY", app),
-            js_url=config_value("STRIPE_JS_URL", app),
-            api_base=config_value("STRIPE_API_BASE", app),
-        )
-    except RuntimeError as error:
-        raise ConfigurationError(f"CUSTOMER_PORTAL_STRIPE_SECRET_KEY is set, but {error}") from None
-
-
-def check_modes(*, live: object, test: object) -> None:
-    """Refuse a Stripe provider whose keys are of the other mode than the one it serves.
-
-    Test keys in live mode would take no money; live keys in test mode would
-    charge real cards for test customers.
-
-    :raises ConfigurationError: one of the two is a :class:`StripeProvider` of the other mode.
-    """
-    for mode, provider in (("live", live), ("test", test)):
-        if isinstance(provider, StripeProvider) and provider.mode != mode:
-            raise ConfigurationError(
-                f"the {mode}-mode payment provider has Stripe {provider.mode} keys: "
-                f"give {mode} mode a provider with {mode} keys (sk_{mode}_..., pk_{mode}_...)"
-            )
