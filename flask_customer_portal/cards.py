@@ -23,6 +23,7 @@ from . import validation as v
 from .errors import ValidationError
 from .models import CURRENT_STATUSES, IN_FLIGHT, Customer, Payment, PaymentMethod, Subscription
 from .models.billing import PAYMENT_METHOD_ORDER
+from .provider_customers import customer_ref
 from .providers.base import ProviderError, SavedCard
 from .proxies import portal, provider_for, unit_of_work, update_rows
 from .subscriptions import set_payment_method
@@ -302,7 +303,9 @@ def begin_card_setup(customer: Customer, *, return_url: str) -> str:
     :raises ProviderError: the provider could not be reached.
     """
     return provider_for(customer.mode).begin_card_setup(
-        customer_ref=customer.public_id, email=customer.email, return_url=return_url
+        customer_ref=customer_ref(customer, ensure=True),
+        email=customer.email,
+        return_url=return_url,
     )
 
 
@@ -315,7 +318,7 @@ def added_card(customer: Customer, params: Mapping[str, str]) -> SavedCard:
     """
     provider = provider_for(customer.mode)
     try:
-        return provider.complete_card_setup(customer_ref=customer.public_id, params=params)
+        return provider.complete_card_setup(customer_ref=customer_ref(customer), params=params)
     except (ValueError, ProviderError):
         raise ValidationError(
             "setup_id", "card_setup_not_found", "names no card setup this customer finished"

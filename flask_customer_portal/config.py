@@ -113,13 +113,16 @@ DEFAULTS: dict[str, Any] = {
     "PROXY_HOPS": 0,
     # Days `flask portal purge` keeps used links, ended sessions and sent mail.
     "RETENTION_DAYS": 30,
-    # The Stripe secret key (sk_test_... or sk_live_...) the Stripe provider and
-    # `flask portal stripe sync` call Stripe's API with.
+    # Stripe (the stripe extra): the secret key (sk_test_... or sk_live_...), the
+    # publishable key of the same mode, and the webhook endpoints' signing secrets
+    # (whsec_...: one, or a list, for test and live mode's endpoints or while rolling
+    # one). With the keys set, Stripe is the payment provider of the keys' mode.
     "STRIPE_SECRET_KEY": None,
-    # The signing secrets (whsec_...) of the Stripe webhook endpoints: one, or a list
-    # (test mode's and live mode's endpoints have their own; keep the old one while rolling).
+    "STRIPE_PUBLISHABLE_KEY": None,
     "STRIPE_WEBHOOK_SECRET": None,
-    # Where Stripe's API is; None: Stripe's own. For a local fake of Stripe in development.
+    # Where the card and 3-D Secure pages load Stripe.js from.
+    "STRIPE_JS_URL": "https://js.stripe.com/v3/",
+    # Stripe's API address: leave None (Stripe's own); a local fake's in tests.
     "STRIPE_API_BASE": None,
     # Stripe webhook deliveries, per business's endpoint.
     "STRIPE_WEBHOOK_RATE_LIMIT": "600 per minute",
@@ -158,7 +161,9 @@ _TYPES: dict[str, type | tuple[type, ...]] = {
     "PROXY_HOPS": int,
     "RETENTION_DAYS": int,
     "STRIPE_SECRET_KEY": (str, type(None)),
+    "STRIPE_PUBLISHABLE_KEY": (str, type(None)),
     "STRIPE_WEBHOOK_SECRET": (str, list, tuple, type(None)),
+    "STRIPE_JS_URL": str,
     "STRIPE_API_BASE": (str, type(None)),
     "STRIPE_WEBHOOK_RATE_LIMIT": str,
 }
@@ -220,6 +225,7 @@ def check(app: Flask) -> None:
         raise ConfigurationError(f"{PREFIX}PROXY_HOPS must be 0 or more (0: no proxy)")
     if app.config[PREFIX + "RETENTION_DAYS"] <= 0:
         raise ConfigurationError(f"{PREFIX}RETENTION_DAYS must be a positive number of days")
+    _check_stripe(app)
     for name, url in [("EXTERNAL_URL", app.config[PREFIX + "EXTERNAL_URL"])] + [
         (key, origin)
         for key in ("RETURN_URL_ORIGINS", "PROVIDER_ORIGINS")
@@ -230,6 +236,46 @@ def check(app: Flask) -> None:
                 f"{PREFIX}{name} must be an origin like https://shop.example.com "
                 f"(a scheme and a host, no path, no trailing '/'): {url!r}"
             )
+
+
+def stripe_key_mode(key: str, kind: str = "sk") -> str | None:
+    """Return ``"test"`` or ``"live"`` for a Stripe key of ``kind`` (``sk``, ``pk``), or ``None``.
+
+    Restricted secret keys (``rk_``) count as secret keys.
+    """
+    for prefix in ("sk", "rk") if kind == "sk" else (kind,):
+        for mode in MODES:
+            if key.startswith(f"{prefix}_{mode}_") and len(key) > len(prefix) + len(mode) + 2:
+                return mode
+    return None
+
+
+def _check_stripe(app: Flask) -> None:
+    secret, publishable, signing = (
+        app.config[PREFIX + "STRIPE_" + name]
+        for name in ("SECRET_KEY", "PUBLISHABLE_KEY", "WEBHOOK_SECRET")
+    )
+    if secret is None and publishable is None:
+        return
+    mode = stripe_key_mode(secret or "")
+    if mode is None:
+        raise ConfigurationError(
+            f"{PREFIX}STRIPE_SECRET_KEY must be a Stripe secret key (sk_test_... or sk_live_...)"
+        )
+    if stripe_key_mode(publishable or "", "pk") != mode:
+        raise ConfigurationError(
+            f"{PREFIX}STRIPE_PUBLISHABLE_KEY must be the publishable key (pk_{mode}_...) "
+            f"of the same Stripe mode as the secret key ({mode})"
+        )
+    signings = [signing] if isinstance(signing, str) else list(signing or ())
+    if not all(isinstance(each, str) and each.startswith("whsec_") for each in signings):
+        raise ConfigurationError(
+            f"{PREFIX}STRIPE_WEBHOOK_SECRET must be the endpoint's signing secret (whsec_...)"
+        )
+    for name in ("STRIPE_JS_URL", "STRIPE_API_BASE"):
+        url = app.config[PREFIX + name]
+        if url is not None and urlsplit(url).scheme not in ("http", "https"):
+            raise ConfigurationError(f"{PREFIX}{name} must be an http(s) URL: {url!r}")
 
 
 def _is_origin(url: object) -> bool:
@@ -301,6 +347,15 @@ def _production_problems(app: Flask) -> list[str]:
         problems.append(
             "MAIL_DEFAULT_SENDER must be set: the portal mails sign-in links from it, "
             "such as 'Acme <billing@acme.example.com>'"
+        )
+    if stripe_key_mode(app.config[PREFIX + "STRIPE_SECRET_KEY"] or "") == "test":
+        problems.append(
+            f"{PREFIX}STRIPE_SECRET_KEY is a test key (sk_test_...): Stripe then serves test "
+            "mode only and takes no real money; set the live keys (sk_live_..., pk_live_...)"
+        )
+    if app.config[PREFIX + "STRIPE_API_BASE"] is not None:
+        problems.append(
+            f"{PREFIX}STRIPE_API_BASE is for a local fake of Stripe in tests: remove it"
         )
     if app.config["SESSION_COOKIE_SECURE"] is not True:
         problems.append(

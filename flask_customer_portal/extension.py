@@ -15,7 +15,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from . import api, config, emails, i18n, invoices, mail, outbox
 from .cli import portal_cli
 from .errors import ConfigurationError
-from .providers import TestProvider
+from .providers import TestProvider, stripe_config
 from .proxies import portal
 from .state import EXTENSION_KEY, PortalState, embedded_engine
 from .views import register_views, webhooks
@@ -89,7 +89,8 @@ class CustomerPortal:
                 "CustomerPortal is already registered on this app; create one per app"
             )
         config.apply_defaults(app)
-        config.check_production(app, [] if self.provider is not None else [NO_LIVE_PROVIDER])
+        provider, test_provider = self._providers(app)
+        config.check_production(app, [] if provider is not None else [NO_LIVE_PROVIDER])
         if app.config["SESSION_COOKIE_SAMESITE"] is None:
             # C2: the portal's session lives in the app's session cookie.
             app.config["SESSION_COOKIE_SAMESITE"] = "Lax"
@@ -97,8 +98,8 @@ class CustomerPortal:
         state = PortalState(
             db=self.db,
             engine=self._embedded_engine(app),
-            provider=self.provider,
-            test_provider=TestProvider() if self.test_provider is None else self.test_provider,
+            provider=provider,
+            test_provider=TestProvider() if test_provider is None else test_provider,
             invoice_renderer=invoices.make_renderer(self.invoice_renderer),
             mailer=mail.make_mailer(app, self.mailer),
             dispatcher=mail.Dispatcher(app, emails.send_queued) if thread else None,
@@ -143,6 +144,29 @@ class CustomerPortal:
             app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
                 app.wsgi_app, x_for=hops, x_proto=hops
             )
+
+    def _providers(self, app: Flask) -> tuple[Any, Any]:
+        """The live and test providers: those given, and Stripe's if its keys are set."""
+        provider, test_provider = self.provider, self.test_provider
+        configured = stripe_config.from_config(app)
+        if configured is not None:
+            if (provider if configured.mode == "live" else test_provider) is not None:
+                raise ConfigurationError(
+                    f"CUSTOMER_PORTAL_STRIPE_SECRET_KEY makes Stripe the {configured.mode}-mode "
+                    f"provider, but {'provider' if configured.mode == 'live' else 'test_provider'}"
+                    "= was given too: keep one"
+                )
+            if configured.mode == "live":
+                provider = configured
+                if app.debug or app.testing:
+                    app.logger.warning(
+                        "Stripe live keys in debug or testing mode: live customers' cards "
+                        "are charged real money"
+                    )
+            else:
+                test_provider = configured
+        stripe_config.check_modes(live=provider, test=test_provider)
+        return provider, test_provider
 
     def _embedded_engine(self, app: Flask) -> Engine | None:
         """The engine of the embedded database, or ``None`` when the portal shares the app's db."""

@@ -28,6 +28,7 @@ from .errors import InvalidTransition, ValidationError
 from .formatting import locale_of
 from .i18n import gettext
 from .models import IN_FLIGHT, Payment, PaymentMethod, Subscription
+from .provider_customers import customer_ref
 from .providers.base import ProviderError
 from .proxies import portal, provider_for, update_one
 from .settlement import PaymentOutcome, outcome, record_result, settle_payment
@@ -249,7 +250,7 @@ def _charge(payment: Payment, return_url: str) -> PaymentOutcome:
         )
     try:
         result = provider_for(customer.mode).charge(
-            customer_ref=customer.public_id,
+            customer_ref=customer_ref(customer, ensure=True),
             token=method.provider_token,
             amount=payment.amount,
             currency=payment.currency,

@@ -25,23 +25,12 @@ import stripe
 from flask import Flask
 from werkzeug.serving import make_server
 
-from .stripe_server import SECRET_KEY, StripeServer
+from .stripe_server import SECRET_KEY, SIGNING_SECRET, StripeServer
 
-#: The signing secret of the tests' webhook endpoint.
-SIGNING_SECRET = "whsec_portal_suite"
 #: The id the tests' endpoint is registered under at localstripe (each test replaces it).
 ENDPOINT_ID = "portal-webhook-tests"
 
 _T = TypeVar("_T")
-
-
-def stripe_settings(server: StripeServer) -> dict[str, Any]:
-    """The portal settings that point it at ``server`` with the tests' secrets."""
-    return {
-        "CUSTOMER_PORTAL_STRIPE_SECRET_KEY": SECRET_KEY,
-        "CUSTOMER_PORTAL_STRIPE_WEBHOOK_SECRET": SIGNING_SECRET,
-        "CUSTOMER_PORTAL_STRIPE_API_BASE": server.url,
-    }
 
 
 def client_of(server: StripeServer) -> stripe.StripeClient:

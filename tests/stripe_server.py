@@ -20,6 +20,8 @@ from .smtp import HOST, free_port
 #: The secret key the SDK sends; localstripe accepts any ``sk_test_`` key.
 SECRET_KEY = "sk_test_portal_suite"
 PUBLISHABLE_KEY = "pk_test_portal_suite"
+#: The signing secret of the tests' webhook endpoint.
+SIGNING_SECRET = "whsec_portal_suite"
 
 
 def find_localstripe() -> str | None:
@@ -45,6 +47,16 @@ class StripeServer:
     def js_url(self) -> str:
         """Where the mock of Stripe.js v3 is served."""
         return f"{self.url}/js.stripe.com/v3/"
+
+    def settings(self) -> dict[str, str]:
+        """The portal settings of docs/stripe.md, pointed at this server, with the tests' keys."""
+        return {
+            "CUSTOMER_PORTAL_STRIPE_SECRET_KEY": SECRET_KEY,
+            "CUSTOMER_PORTAL_STRIPE_PUBLISHABLE_KEY": PUBLISHABLE_KEY,
+            "CUSTOMER_PORTAL_STRIPE_WEBHOOK_SECRET": SIGNING_SECRET,
+            "CUSTOMER_PORTAL_STRIPE_API_BASE": self.url,
+            "CUSTOMER_PORTAL_STRIPE_JS_URL": self.js_url,
+        }
 
     def start(self) -> None:
         self.process = subprocess.Popen(

@@ -16,14 +16,14 @@ from sqlalchemy.orm import Session
 import flask_customer_portal as portal
 from flask_customer_portal import models as m
 
-from .stripe_events import client_of, stripe_settings
+from .stripe_events import client_of
 from .stripe_server import StripeServer
 from .test_stripe_webhooks import renewal_invoice, stripe_plan
 
 
 @pytest.fixture
 def app(database_url: str, app_factory: Callable[..., Flask], stripe_server: StripeServer) -> Flask:
-    return app_factory(database_url, **stripe_settings(stripe_server))
+    return app_factory(database_url, **stripe_server.settings())
 
 
 def card(client: stripe.StripeClient, customer: str) -> None:

@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 from flask_customer_portal import models as m
 from flask_customer_portal.formatting import date
 
-from .stripe_events import client_of, event, serve, signed, stripe_settings, wait_for
+from .stripe_events import client_of, event, serve, signed, wait_for
 from .stripe_server import SECRET_KEY, StripeServer
 
 URL = "/portal/webhooks/stripe/acme"
@@ -33,7 +33,7 @@ PAST = datetime.now(UTC) - timedelta(days=40)
 
 @pytest.fixture
 def app(database_url: str, app_factory: Callable[..., Flask], stripe_server: StripeServer) -> Flask:
-    return app_factory(database_url, **stripe_settings(stripe_server))
+    return app_factory(database_url, **stripe_server.settings())
 
 
 @pytest.fixture

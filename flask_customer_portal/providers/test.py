@@ -206,7 +206,7 @@ class TestProvider:
             )
             if cast(CursorResult[Any], taken).rowcount != 1:
                 raise KeyError(setup_id)
-        return _with_query(setup.return_url, setup_id=setup_id)
+        return with_query(setup.return_url, setup_id=setup_id)
 
     def complete_card_setup(self, *, customer_ref: str, params: Mapping[str, str]) -> SavedCard:
         """Return the card saved on the open card page named by ``params["setup_id"]``.
@@ -398,7 +398,8 @@ def _parse_expiry(expiry: str, today: date | None = None) -> tuple[int, int]:
     return month, year
 
 
-def _with_query(url: str, **params: str) -> str:
+def with_query(url: str, **params: str) -> str:
+    """Return ``url`` with ``params`` added to its query."""
     parts = urlsplit(url)
     query = urlencode([*parse_qsl(parts.query, keep_blank_values=True), *params.items()])
     return urlunsplit(parts._replace(query=query))

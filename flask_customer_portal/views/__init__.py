@@ -12,6 +12,7 @@ from typing import Any
 
 from flask import Flask
 
+from ..providers.stripe import StripeProvider
 from ..state import PortalState
 from . import (
     access,
@@ -24,6 +25,7 @@ from . import (
     payments,
     profile,
     staff,
+    stripe_provider,
     subscriptions,
     test_provider,
     theme,
@@ -53,6 +55,8 @@ def register_views(
         module.register(pages)
     app.register_blueprint(pages, url_prefix=prefix)
     app.register_blueprint(test_provider.blueprint(), url_prefix=prefix + "/test-provider")
+    if any(isinstance(p, StripeProvider) for p in (state.provider, state.test_provider)):
+        app.register_blueprint(stripe_provider.blueprint(), url_prefix=prefix + "/stripe")
     if staff_decorator is not None:
         staff_pages = guard.guarded_blueprint("customer_portal_staff")
         staff.register(staff_pages, staff_decorator)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 import secrets
 import time
+from collections.abc import Sequence
 from typing import Any, TypeVar
 
 from flask import Blueprint, Response, abort, current_app, g, render_template, request, session
@@ -200,15 +201,32 @@ def _is_phone(name: str, value: str) -> bool:
     return True
 
 
+def allow_sources(
+    *, script: Sequence[str] = (), connect: Sequence[str] = (), frame: Sequence[str] = ()
+) -> None:
+    """Let this response's page load scripts, connect and embed frames from these origins (C3).
+
+    Only a payment provider's page needs it (Stripe.js, its API, its 3-D Secure frames).
+    """
+    g.customer_portal_sources = {"script": script, "connect": connect, "frame": frame}
+
+
 def _security_headers(response: Response) -> Response:
     nonce = g.get("customer_portal_nonce")
-    script = f"'self' 'nonce-{nonce}'" if nonce else "'self'"
+    sources = g.get("customer_portal_sources", {})
+    nonces = [f"'nonce-{nonce}'"] if nonce else []
+    script = " ".join(["'self'", *nonces, *sources.get("script", ())])
+    more = ""
+    if sources.get("connect"):
+        more += "; connect-src " + " ".join(["'self'", *sources["connect"]])
+    if sources.get("frame"):
+        more += "; frame-src " + " ".join(sources["frame"])
     # A form may lead to the payment provider's pages (Chrome checks redirects too).
     forms = " ".join(["'self'", *config_value("PROVIDER_ORIGINS")])
     response.headers.setdefault(
         "Content-Security-Policy",
         f"default-src 'self'; script-src {script}; style-src 'self'; img-src 'self' data:; "
-        f"object-src 'none'; base-uri 'none'; form-action {forms}; frame-ancestors 'none'",
+        f"object-src 'none'; base-uri 'none'; form-action {forms}; frame-ancestors 'none'{more}",
     )
     response.headers.setdefault("X-Content-Type-Options", "nosniff")
     response.headers.setdefault("X-Frame-Options", "DENY")

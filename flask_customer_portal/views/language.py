@@ -16,7 +16,12 @@ from .auth import SESSION_TOKEN, current_portal_session
 SESSION_LOCALE = "_customer_portal_locale"
 
 #: The blueprints whose pages are read in the customer's language.
-PORTAL_BLUEPRINTS = ("customer_portal", "customer_portal_staff", "customer_portal_test_provider")
+PORTAL_BLUEPRINTS = (
+    "customer_portal",
+    "customer_portal_staff",
+    "customer_portal_test_provider",
+    "customer_portal_stripe",
+)
 
 
 def register(blueprint: Blueprint) -> None:

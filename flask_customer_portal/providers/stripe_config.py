@@ -1,0 +1,44 @@
+"""The Stripe provider from the app's settings, and the check of which mode its keys serve."""
+
+from __future__ import annotations
+
+from flask import Flask
+
+from ..config import config_value
+from ..errors import ConfigurationError
+from .stripe import StripeProvider
+
+
+def from_config(app: Flask) -> StripeProvider | None:
+    """Return the provider the app's ``CUSTOMER_PORTAL_STRIPE_*`` settings describe, or ``None``.
+
+    :raises ConfigurationError: the keys are set but the ``stripe`` extra is missing.
+    """
+    secret = config_value("STRIPE_SECRET_KEY", app)
+    if secret is None:
+        return None
+    try:
+        return StripeProvider(
+            secret_key=secret,
+            publishable_key=config_value("STRIPE_PUBLISHABLE_KEY", app),
+            js_url=config_value("STRIPE_JS_URL", app),
+            api_base=config_value("STRIPE_API_BASE", app),
+        )
+    except RuntimeError as error:
+        raise ConfigurationError(f"CUSTOMER_PORTAL_STRIPE_SECRET_KEY is set, but {error}") from None
+
+
+def check_modes(*, live: object, test: object) -> None:
+    """Refuse a Stripe provider whose keys are of the other mode than the one it serves.
+
+    Test keys in live mode would take no money; live keys in test mode would
+    charge real cards for test customers.
+
+    :raises ConfigurationError: one of the two is a :class:`StripeProvider` of the other mode.
+    """
+    for mode, provider in (("live", live), ("test", test)):
+        if isinstance(provider, StripeProvider) and provider.mode != mode:
+            raise ConfigurationError(
+                f"the {mode}-mode payment provider has Stripe {provider.mode} keys: "
+                f"give {mode} mode a provider with {mode} keys (sk_{mode}_..., pk_{mode}_...)"
+            )
