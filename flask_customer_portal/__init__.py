@@ -15,7 +15,7 @@ from .access import (
 from .billing import issue_invoice, outstanding_dues, record_payment, record_refund, void_invoice
 from .businesses import create_business, get_business, update_business, upsert_business
 from .cancellation import cancel_subscription, end_due_cancellations, undo_cancellation
-from .customers import find_customer, get_customer, upsert_customer
+from .customers import upsert_customer
 from .errors import ConfigurationError, CustomerPortalError, InvalidTransition, ValidationError
 from .extension import CustomerPortal
 from .invoices import InvoiceRenderer, ReportlabInvoiceRenderer
@@ -25,6 +25,15 @@ from .mail import Email, Mailer
 from .outbox import local_messages
 from .payments import reactivate_subscription
 from .providers import ChargeResult, PaymentProvider, ProviderError, SavedCard, TestProvider
+from .records import (
+    find_customer,
+    get_customer,
+    get_invoice,
+    get_payment,
+    get_subscription,
+    set_external_id,
+    update_metadata,
+)
 from .settlement import PaymentOutcome, reconcile, settle_payment
 from .subscriptions import record_failed_renewal, record_renewal, start_subscription, transition
 from .views import current_customer
@@ -58,6 +67,9 @@ __all__ = [
     "find_customer",
     "get_business",
     "get_customer",
+    "get_invoice",
+    "get_payment",
+    "get_subscription",
     "issue_invoice",
     "issue_license_key",
     "local_messages",
@@ -65,11 +77,12 @@ __all__ = [
     "reactivate_subscription",
     "reconcile",
     "record_failed_renewal",
-    "record_renewal",
     "record_payment",
     "record_refund",
+    "record_renewal",
     "revoke_api_key",
     "revoke_sessions",
+    "set_external_id",
     "settle_payment",
     "start_session",
     "start_subscription",
@@ -77,6 +90,7 @@ __all__ = [
     "transition",
     "undo_cancellation",
     "update_business",
+    "update_metadata",
     "upsert_business",
     "upsert_customer",
     "void_invoice",

@@ -39,11 +39,11 @@ from werkzeug.http import HTTP_STATUS_CODES
 
 from . import access, links
 from .config import config_value
-from .customers import get_customer
 from .errors import ValidationError
 from .models import ApiKey, Customer
 from .openapi import CUSTOMER_ID, MAX_BODY, SESSION_PARAMETERS, document
 from .proxies import portal
+from .records import get_customer
 from .state import PortalState
 from .views.guard import (
     METHODS,
