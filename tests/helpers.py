@@ -8,6 +8,7 @@ modules take the same way.
 from __future__ import annotations
 
 import io
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, ExitStack, contextmanager
 from typing import Any
@@ -119,6 +120,20 @@ def signalled(received: Received, name: str) -> list[dict[str, Any]]:
 def counting(app: Flask) -> AbstractContextManager[list[str]]:
     """Collect the SQL statements run on the portal's engine while the block runs."""
     return counting_on(app.extensions["customer_portal"].engine)
+
+
+def count(session: Session, model: type[Base]) -> int:
+    """How many rows of ``model`` the database holds."""
+    return int(session.scalar(sa.select(sa.func.count()).select_from(model)) or 0)
+
+
+def run_threads(target: Callable[[], None], count: int) -> None:
+    """Run ``target`` in ``count`` threads at once and wait for them all."""
+    threads = [threading.Thread(target=target) for _ in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
 
 
 def outbox_kinds(session: Session) -> list[str]:

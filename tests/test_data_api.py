@@ -15,16 +15,11 @@ from sqlalchemy.orm import Session
 import flask_customer_portal as portal
 from flask_customer_portal import InvalidTransition, ValidationError, formatting, signals
 from flask_customer_portal import models as m
-from flask_customer_portal.db import Base
 from flask_customer_portal.subscriptions import ALLOWED_FROM, add_interval
 
-from .helpers import record_signals, signalled
+from .helpers import count, record_signals, run_threads, signalled
 
 LINE = {"description": "Acme Cloud Pro", "unit_amount": 2900}
-
-
-def count(session: Session, model: type[Base]) -> int:
-    return int(session.scalar(sa.select(sa.func.count()).select_from(model)) or 0)
 
 
 def test_customers_are_matched_by_email_case_insensitively(
@@ -427,14 +422,6 @@ def test_racing_transitions_have_one_winner(app: Flask, subscription: m.Subscrip
     for thread in threads:
         thread.join()
     assert len(wins) == 1
-
-
-def run_threads(target: Callable[[], None], count: int) -> None:
-    threads = [threading.Thread(target=target) for _ in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
 
 
 @pytest.mark.postgresql_only
