@@ -68,7 +68,7 @@ def get_invoice(
 ) -> Invoice | None:
     """Return the invoice of ``business`` in ``mode`` with this public or external id.
 
-    Give exactly one of ``public_id`` (``inv_...``) and ``external_id``; ``None`` when absent.
+    Give exactly one of ``public_id`` (``in_...``) and ``external_id``; ``None`` when absent.
     """
     return _get(Invoice, business, public_id, mode=mode, external_id=external_id)
 
@@ -78,7 +78,7 @@ def get_payment(
 ) -> Payment | None:
     """Return the payment of ``business`` in ``mode`` with this public or external id.
 
-    Give exactly one of ``public_id`` (``pay_...``) and ``external_id``; ``None`` when absent.
+    Give exactly one of ``public_id`` (``py_...``) and ``external_id``; ``None`` when absent.
     """
     return _get(Payment, business, public_id, mode=mode, external_id=external_id)
 
