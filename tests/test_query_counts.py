@@ -25,7 +25,7 @@ def add_invoices(session: Session, subscription: m.Subscription, count: int, sta
     invoices = [
         {
             "public_id": f"in_bulk{start + i}",
-            "business_id": customer.business_id,
+            **customer.scope,
             "customer_id": customer.id,
             "subscription_id": subscription.id,
             "number": f"BULK-{start + i:06d}",
@@ -63,6 +63,7 @@ def add_invoices(session: Session, subscription: m.Subscription, count: int, sta
         [
             {
                 "public_id": f"py_bulk{i}",
+                **customer.scope,
                 "customer_id": customer.id,
                 "invoice_id": i,
                 "amount": 2900,
