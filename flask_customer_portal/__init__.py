@@ -21,7 +21,7 @@ from .cards import (
     remove_payment_method,
     save_payment_method,
 )
-from .customers import find_customer, get_customer, upsert_customer
+from .customers import upsert_customer
 from .errors import ConfigurationError, CustomerPortalError, InvalidTransition, ValidationError
 from .extension import CustomerPortal
 from .invoices import InvoiceRenderer, ReportlabInvoiceRenderer
@@ -33,6 +33,15 @@ from .outbox import local_messages
 from .payments import reactivate_subscription
 from .plans import change_plan, change_quantity
 from .providers import ChargeResult, PaymentProvider, ProviderError, SavedCard, TestProvider
+from .records import (
+    find_customer,
+    get_customer,
+    get_invoice,
+    get_payment,
+    get_subscription,
+    set_external_id,
+    update_metadata,
+)
 from .settlement import PaymentOutcome, reconcile, settle_payment
 from .subscriptions import record_failed_renewal, record_renewal, start_subscription, transition
 from .views import current_customer
@@ -69,6 +78,9 @@ __all__ = [
     "find_customer",
     "get_business",
     "get_customer",
+    "get_invoice",
+    "get_payment",
+    "get_subscription",
     "issue_invoice",
     "issue_license_key",
     "list_invoices",
@@ -86,6 +98,7 @@ __all__ = [
     "revoke_api_key",
     "revoke_sessions",
     "save_payment_method",
+    "set_external_id",
     "settle_payment",
     "start_session",
     "start_subscription",
@@ -93,6 +106,7 @@ __all__ = [
     "transition",
     "undo_cancellation",
     "update_business",
+    "update_metadata",
     "upsert_business",
     "upsert_customer",
     "void_invoice",

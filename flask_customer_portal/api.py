@@ -5,8 +5,14 @@ One route does the work, as in Dodo Payments' Create Portal Session API::
     POST {prefix}/api/v1/customers/<customer_id>/customer-portal/session
     Authorization: Bearer cp_test_...
 
-It answers ``{"link": ..., "expires_at": ...}``; ``GET {prefix}/api/v1/openapi.json``
-describes it. Every error of the blueprint, whatever raised it (a bad key, an
+and a sibling finds the customer by the merchant's own id or by email, given
+in the JSON body (``{"external_id": "user_42"}`` or ``{"email": ...}``), so an
+address never lands in an access log::
+
+    POST {prefix}/api/v1/customer-portal/session
+
+Both answer ``{"link": ..., "expires_at": ...}``; ``GET {prefix}/api/v1/openapi.json``
+describes them. Every error of the blueprint, whatever raised it (a bad key, an
 unknown route, a rate limit, a crash), comes from one handler in one JSON shape,
 flask-smorest's: ``{"code": 404, "status": "Not Found", "message": "...",
 "errors": {"field": ["message"]}}``.
@@ -39,11 +45,11 @@ from werkzeug.http import HTTP_STATUS_CODES
 
 from . import access, links
 from .config import config_value
-from .customers import get_customer
 from .errors import ValidationError
 from .models import ApiKey, Customer
-from .openapi import CUSTOMER_ID, MAX_BODY, SESSION_PARAMETERS, document
+from .openapi import CUSTOMER_ID, LOOKUPS, MAX_BODY, SESSION_PARAMETERS, document
 from .proxies import portal
+from .records import find_customer, get_customer
 from .state import PortalState
 from .views.guard import (
     METHODS,
@@ -75,22 +81,31 @@ def create_blueprint(state: PortalState) -> Blueprint:
     """Build the API blueprint for one app, with that app's rate limiter (T9)."""
     blueprint = Blueprint(NAME, __name__)
     blueprint.record_once(add_any_path_converter)
-    per_key = state.limiter.limit(lambda: config_value("API_RATE_LIMIT"), key_func=_rate_limit_key)
+    # Each limit is shared by the session routes: a key (or a guesser) has one
+    # budget, whichever route it calls.
+    per_key = state.limiter.shared_limit(
+        lambda: config_value("API_RATE_LIMIT"), "api-sessions", key_func=_rate_limit_key
+    )
     # A guessed key has a bucket of its own above: the failures of a client IP are
     # counted together, and once over the limit its every request is refused, so
     # a 401 never again tells a wrong key from a right one.
-    failures_per_ip = state.limiter.limit(
+    failures_per_ip = state.limiter.shared_limit(
         lambda: config_value("API_AUTH_FAILURE_RATE_LIMIT"),
+        "api-auth-failures",
         key_func=lambda: "api-auth-failure:" + get_remote_address(),
         deduct_when=lambda response: response.status_code == 401,
     )
-    blueprint.add_url_rule(
-        "/customers/<customer_id>/customer-portal/session",
-        "create_session",
-        per_key(failures_per_ip(create_session)),
-        methods=["POST"],
-        provide_automatic_options=False,
-    )
+    for rule, view in (
+        ("/customers/<customer_id>/customer-portal/session", create_session),
+        ("/customer-portal/session", create_session_by_lookup),
+    ):
+        blueprint.add_url_rule(
+            rule,
+            view.__name__,
+            per_key(failures_per_ip(view)),
+            methods=["POST"],
+            provide_automatic_options=False,
+        )
     blueprint.add_url_rule(
         "/openapi.json", "openapi", openapi_document, provide_automatic_options=False
     )
@@ -140,7 +155,37 @@ def create_session(customer_id: str) -> Response:
     """Create a single-use dynamic link into a customer's portal."""
     api_key = _authenticate()
     customer = _customer(api_key, customer_id)
-    send_email, return_url = _session_options()
+    errors: dict[str, list[str]] = {}
+    send_email, return_url = _session_options(_json_body(), errors)
+    if errors:
+        raise InvalidRequest(errors)
+    return _portal_session(customer, send_email, return_url)
+
+
+def create_session_by_lookup() -> Response:
+    """Create a single-use dynamic link for the customer named by external id or email."""
+    api_key = _authenticate()
+    body = _json_body()
+    errors: dict[str, list[str]] = {}
+    lookup = _lookup(body, errors)
+    send_email, return_url = _session_options(body, errors, body_only=LOOKUPS)
+    if errors:
+        raise InvalidRequest(errors)
+    field, value = lookup
+    try:
+        if field == "email":
+            customer = find_customer(api_key.business, value, mode=api_key.mode)
+        else:
+            customer = get_customer(api_key.business, mode=api_key.mode, external_id=value)
+    except ValidationError:
+        customer = None  # an id no customer can have finds no one
+    if customer is None:
+        # One message whatever the reason: it never tells which addresses exist elsewhere.
+        raise NotFound(f"No customer with this {field} in this API key's business and mode.")
+    return _portal_session(customer, send_email, return_url)
+
+
+def _portal_session(customer: Customer, send_email: bool, return_url: str | None) -> Response:
     link = access.create_portal_session(customer, return_url=return_url, send_email=send_email)
     return jsonify(link=link.url, expires_at=link.expires_at.isoformat(timespec="seconds"))
 
@@ -209,12 +254,33 @@ def _json_body() -> dict[str, Any]:
     return body
 
 
-def _session_options() -> tuple[bool, str | None]:
-    """Return ``send_email`` and ``return_url``, from the JSON body or else the query string."""
-    body = _json_body()
-    errors: dict[str, list[str]] = {}
-    for name in sorted((set(body) | set(request.args)) - set(SESSION_PARAMETERS)):
-        errors[name] = ["is not a parameter of this endpoint"]
+def _lookup(body: dict[str, Any], errors: dict[str, list[str]]) -> tuple[str, str]:
+    """Return which of :data:`LOOKUPS` the body names the customer by, and its value."""
+    given = [name for name in LOOKUPS if name in body]
+    if len(given) != 1:
+        for name in LOOKUPS:
+            errors[name] = ["give exactly one of external_id and email, in the JSON body"]
+        return "", ""
+    field, value = given[0], body[given[0]]
+    longest = 255 if field == "external_id" else 254
+    if not isinstance(value, str) or not 0 < len(value) <= longest:
+        errors[field] = [f"must be a string of 1 to {longest} characters"]
+    return field, value
+
+
+def _session_options(
+    body: dict[str, Any], errors: dict[str, list[str]], *, body_only: tuple[str, ...] = ()
+) -> tuple[bool, str | None]:
+    """Return ``send_email`` and ``return_url``, from the JSON body or else the query string.
+
+    Adds what is wrong to ``errors``. ``body_only`` are the other parameters the
+    body may hold, and the query string not.
+    """
+    for name in sorted((set(body) - set(body_only)) | set(request.args)):
+        if name in body_only:
+            errors[name] = ["give it in the JSON body, not the query string"]
+        elif name not in SESSION_PARAMETERS:
+            errors[name] = ["is not a parameter of this endpoint"]
     values: dict[str, Any] = {}
     for name in SESSION_PARAMETERS:
         given = request.args.getlist(name)
@@ -236,8 +302,6 @@ def _session_options() -> tuple[bool, str | None]:
             return_url = access.check_return_url(return_url)
         except ValidationError as error:
             errors["return_url"] = [error.message]
-    if errors:
-        raise InvalidRequest(errors)
     return send_email, return_url
 
 

@@ -20,6 +20,7 @@ from .db import utcnow
 from .errors import ValidationError
 from .models import Business, Customer, Invoice, InvoiceLine, Payment, Refund, Subscription
 from .proxies import portal, unit_of_work, update_one, update_rows
+from .records import claiming, merchant_fields
 
 
 def issue_invoice(
@@ -32,6 +33,8 @@ def issue_invoice(
     status: str = "open",
     issued_at: datetime | None = None,
     due_at: datetime | None = None,
+    external_id: str | None = None,
+    metadata: Mapping[str, str | None] | None = None,
 ) -> Invoice:
     """Issue an invoice to ``customer`` and commit it.
 
@@ -43,8 +46,11 @@ def issue_invoice(
         and optionally ``quantity`` (default 1).
     :param tax: the tax on the whole invoice, in minor units.
     :param status: ``"open"`` (awaiting payment) or ``"draft"``.
+    :param external_id: your id for it, unique in its business and mode.
+    :param metadata: your key-value pairs (see :func:`~.records.update_metadata`).
     """
     items = invoice_lines(lines)
+    labels = merchant_fields(external_id, metadata)
     currency = v.currency("currency", currency)
     tax = v.amount("tax", tax)
     status = v.choice("status", status, ("open", "draft"))
@@ -56,7 +62,7 @@ def issue_invoice(
             raise ValidationError(
                 "currency", "currency_mismatch", "differs from the subscription's currency"
             )
-    with unit_of_work() as session:
+    with claiming(Invoice, customer.scope, labels["external_id"]), unit_of_work() as session:
         invoice = new_invoice(
             customer,
             items,
@@ -66,6 +72,7 @@ def issue_invoice(
             status=status,
             issued_at=issued,
             due_at=due,
+            **labels,
         )
         session.add(invoice)
     return invoice
@@ -101,6 +108,8 @@ def record_payment(
     idempotency_key: str | None = None,
     failure_reason: str | None = None,
     at: datetime | None = None,
+    external_id: str | None = None,
+    metadata: Mapping[str, str | None] | None = None,
 ) -> Payment:
     """Record a payment (or a failed attempt) the merchant's system made; commit.
 
@@ -110,7 +119,10 @@ def record_payment(
 
     :param status: ``"succeeded"``, ``"failed"`` (give a ``failure_reason``) or ``"pending"``.
     :param at: when it happened (now by default).
+    :param external_id: your id for it, unique in its business and mode.
+    :param metadata: your key-value pairs (see :func:`~.records.update_metadata`).
     """
+    labels = merchant_fields(external_id, metadata)
     fields = _payment_fields(
         customer,
         amount=amount,
@@ -122,7 +134,7 @@ def record_payment(
         failure_reason=failure_reason,
     )
     when = v.aware("at", at, required=False) or utcnow()
-    with unit_of_work() as session:
+    with claiming(Payment, customer.scope, labels["external_id"]), unit_of_work() as session:
         if fields["idempotency_key"] is not None:
             existing = session.scalar(
                 select(Payment).filter_by(idempotency_key=fields["idempotency_key"])
@@ -131,7 +143,7 @@ def record_payment(
                 return _same_payment(existing, fields)
         if invoice is not None and status == "succeeded":
             _apply_to_invoice(invoice, fields["amount"], when)
-        payment = Payment(created_at=when, updated_at=when, **fields)
+        payment = Payment(created_at=when, updated_at=when, **fields, **labels)
         session.add(payment)
     return payment
 
@@ -264,13 +276,6 @@ def void_dues(subscription: Subscription, *, before: Invoice | None = None) -> i
     return total
 
 
-def get_payment(customer: Customer, public_id: str) -> Payment | None:
-    """Return ``customer``'s payment with this public id, or ``None`` (Z1)."""
-    return portal.session.scalar(
-        select(Payment).filter_by(customer_id=customer.id, public_id=public_id)
-    )
-
-
 # -- Building invoices -------------------------------------------------------------------
 
 
@@ -284,11 +289,12 @@ def new_invoice(
     status: str,
     issued_at: datetime,
     due_at: datetime | None,
+    **labels: Any,
 ) -> Invoice:
     """Build (don't add) an invoice with the business's next number and frozen snapshots.
 
     Takes the number inside the caller's transaction; ``items`` come from
-    :func:`invoice_lines`.
+    :func:`invoice_lines`, ``labels`` from :func:`~.records.merchant_fields`.
     """
     subtotal = sum(item["amount"] for item in items)
     business = customer.business
@@ -308,6 +314,7 @@ def new_invoice(
         business_snapshot=business.snapshot(),
         customer_snapshot=customer.snapshot(),
         lines=[InvoiceLine(position=i, **item) for i, item in enumerate(items, 1)],
+        **labels,
     )
 
 

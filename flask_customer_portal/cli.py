@@ -15,10 +15,10 @@ from flask.cli import with_appcontext
 from . import access, cancellation, emails, migrate, retention, settlement
 from .businesses import get_business
 from .config import config_value
-from .customers import find_customer
 from .links import static_link
 from .models import MODES, Business, Customer
 from .proxies import portal
+from .records import find_customer
 from .stripe_cli import stripe_cli
 
 

@@ -1,14 +1,20 @@
-"""Customers: the people who sign in to the portal, one per email in a business and mode."""
+"""Customers: the people who sign in to the portal, one per email in a business and mode.
+
+Look them up with :mod:`.records` (by public id, external id or email).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import phonenumbers
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
+from . import links
 from . import validation as v
+from .access import end_sessions
 from .config import config_value
 from .errors import ValidationError
 from .models import MODES, Business, Customer
@@ -23,6 +29,8 @@ def upsert_customer(
     name: str | None = None,
     phone: str | None = None,
     locale: str | None = None,
+    external_id: str | None = None,
+    metadata: Mapping[str, str | None] | None = None,
 ) -> Customer:
     """Create the customer with this email in ``business`` and ``mode``, or update it; commit.
 
@@ -30,8 +38,27 @@ def upsert_customer(
     feeding the same customer twice updates one row. Only the details given
     (not ``None``) are changed on an existing customer.
 
+    With an ``external_id`` (the customer's id in your system), the customer
+    is found by it first, so your own id leads:
+
+    1. The customer of this business and mode with that external id is
+       updated, and its email becomes ``email``: a customer who changed their
+       address with you changes it here too (their unused sign-in links are
+       revoked and their portal sessions end, as for any email change). If
+       another customer has that address, nothing is written
+       (``ValidationError``, ``email``, ``email_taken``).
+    2. Else the customer with this email takes the external id. If it already
+       has another one, nothing is written (``external_id``,
+       ``external_id_conflict``): change it with :func:`~.records.set_external_id`
+       if the same person really has a new id with you.
+    3. Else a new customer is created with both.
+
+    Two calls at once for the same new email or external id end with one customer.
+
     :param mode: ``"test"`` or ``"live"``; the ``CUSTOMER_PORTAL_DEFAULT_MODE`` when omitted.
     :param phone: any common notation with a country code; stored in E.164.
+    :param metadata: merged into the customer's metadata; a value of ``None``
+        removes its key (see :func:`~.records.update_metadata`).
     """
     mode = v.choice("mode", mode or config_value("DEFAULT_MODE"), MODES)
     address = v.email("email", email)
@@ -42,42 +69,62 @@ def upsert_customer(
         details["phone"] = valid_phone(phone)
     if locale is not None:
         details["locale"] = v.locale("locale", locale)
+    if external_id is not None:
+        details["external_id"] = v.external_id("external_id", external_id, required=True)
+    changes = None if metadata is None else v.metadata("metadata", metadata)
+    scope = {"business_id": business.id, "mode": mode}
     try:
-        return _upsert(business, mode, address, details)
+        return _upsert(scope, address, details, changes)
     except IntegrityError:
         # Another request created the same customer a moment ago: update that one.
-        return _upsert(business, mode, address, details)
+        return _upsert(scope, address, details, changes)
 
 
-def _upsert(business: Business, mode: str, address: str, details: dict[str, Any]) -> Customer:
+def _upsert(
+    scope: dict[str, Any],
+    address: str,
+    details: dict[str, Any],
+    metadata: dict[str, str | None] | None,
+) -> Customer:
     with unit_of_work() as session:
-        customer = session.scalar(
-            select(Customer).filter_by(business_id=business.id, mode=mode, email=address)
-        )
+        customer = _match(scope, address, details.get("external_id"))
         if customer is None:
-            customer = Customer(business_id=business.id, mode=mode, email=address, name="")
+            customer = Customer(**scope, email=address, name="")
             session.add(customer)
+        elif customer.email != address:
+            if email_taken(customer, address):
+                raise ValidationError(
+                    "email", "email_taken", "belongs to another customer of this business and mode"
+                )
+            customer.email = address
+            session.flush()
+            # As for an email change the customer confirms (T5, T11).
+            links.revoke_links(customer)
+            end_sessions(customer, reason="email_changed")
         for key, value in details.items():
             setattr(customer, key, value)
+        if metadata is not None:
+            customer.metadata_ = v.merged_metadata("metadata", customer.metadata_ or {}, metadata)
     return customer
 
 
-def get_customer(business: Business, public_id: str, *, mode: str) -> Customer | None:
-    """Return the customer with this public id in ``business`` and ``mode``, or ``None``."""
-    return portal.session.scalar(
-        select(Customer).filter_by(business_id=business.id, mode=mode, public_id=public_id)
-    )
-
-
-def find_customer(business: Business, email: str, *, mode: str) -> Customer | None:
-    """Return the customer of ``business`` in ``mode`` with this email, in any case."""
-    try:
-        address = v.email("email", email)
-    except ValidationError:
-        return None
-    return portal.session.scalar(
-        select(Customer).filter_by(business_id=business.id, mode=mode, email=address)
-    )
+def _match(scope: dict[str, Any], address: str, external: str | None) -> Customer | None:
+    # The customer an upsert updates: by external id first, else by email.
+    session = portal.session
+    if external is not None:
+        customer = session.scalar(select(Customer).filter_by(**scope, external_id=external))
+        if customer is not None:
+            return customer
+    customer = session.scalar(select(Customer).filter_by(**scope, email=address))
+    if customer is not None and external is not None and customer.external_id is not None:
+        raise ValidationError(
+            "external_id",
+            "external_id_conflict",
+            "differs from the external id of the customer with this email "
+            f"({customer.external_id!r}); change that with set_external_id first",
+            current=customer.external_id,
+        )
+    return customer
 
 
 def email_taken(customer: Customer, address: str) -> bool:

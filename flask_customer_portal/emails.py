@@ -19,7 +19,6 @@ from flask_babel import force_locale
 
 from . import i18n, outbox
 from .config import config_value
-from .customers import find_customer
 from .formatting import date, locale_of, money
 from .i18n import lazy_gettext as _l
 from .i18n import lazy_period
@@ -27,6 +26,7 @@ from .links import new_link, revoke_links
 from .mail import Email
 from .models import Business, Customer, OutboxMessage, Payment, Subscription
 from .proxies import portal
+from .records import find_customer
 
 #: The composer of each kind of message (see :func:`.outbox.send_due`).
 COMPOSERS: dict[str, outbox.Composer] = {}

@@ -17,8 +17,10 @@ from typing import Any
 MAX_BODY = 16 * 1024
 #: What a customer's public id looks like; anything else is not looked up.
 CUSTOMER_ID = r"^cus_[0-9a-z]{1,36}$"
-#: The parameters of the session route, in the query string or the JSON body.
+#: The parameters of the session routes, in the query string or the JSON body.
 SESSION_PARAMETERS = ("send_email", "return_url")
+#: How the sibling session route names a customer: exactly one, in the JSON body.
+LOOKUPS = ("external_id", "email")
 #: What may follow a return URL's origin: a path, query and fragment of URI characters.
 _URL_TAIL = r"(?:[/?#](?:[A-Za-z0-9\-._~!$&'()*+,;=:@/?#]|%[0-9A-Fa-f]{2})*)?"
 #: The loopback hosts a return URL may name over http while the app is in debug or testing.
@@ -52,6 +54,74 @@ def _error(description: str, headers: dict[str, str] | None = None) -> dict[str,
     return response
 
 
+def _session_operation(
+    operation_id: str,
+    summary: str,
+    scope: str,
+    *,
+    path: list[dict[str, Any]],
+    body: str,
+    return_url: dict[str, Any],
+) -> dict[str, Any]:
+    """Return a session route's operation: ``path`` parameters, then the shared ones."""
+    return {
+        "operationId": operation_id,
+        "summary": summary,
+        "description": (
+            "Returns a single-use link that takes the customer straight into "
+            f"their portal. {scope} "
+            "Parameters may come in the query string or in a JSON body; the "
+            "body's value wins. Rate-limited per API key "
+            "(CUSTOMER_PORTAL_API_RATE_LIMIT)."
+        ),
+        "parameters": [
+            *path,
+            {
+                "name": "send_email",
+                "in": "query",
+                "required": False,
+                "description": (
+                    "Also email a sign-in link to the customer "
+                    "(true, false, 1 or 0; default false)."
+                ),
+                "schema": {"type": "boolean", "default": False},
+            },
+            {
+                "name": "return_url",
+                "in": "query",
+                "required": False,
+                "description": "See the request body's return_url.",
+                "schema": return_url,
+            },
+        ],
+        "requestBody": {
+            "required": not path,
+            "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{body}"}}},
+        },
+        "responses": {
+            "200": {
+                "description": "The link and when it stops working.",
+                "content": {
+                    "application/json": {"schema": {"$ref": "#/components/schemas/PortalSession"}}
+                },
+            },
+            "400": _error("A parameter is invalid; `errors` names it."),
+            "401": _error(
+                "The API key is missing, malformed, unknown or revoked.",
+                {"WWW-Authenticate": "Bearer"},
+            ),
+            "404": _error("No such customer in the API key's business and mode."),
+            "413": _error(f"The body is larger than {MAX_BODY} bytes."),
+            "415": _error("The body is not JSON."),
+            "429": _error(
+                "Too many requests with this API key.",
+                {"Retry-After": "Seconds until a request is allowed again."},
+            ),
+            "default": _error("Any other error, in the same shape."),
+        },
+    }
+
+
 def document(
     server_url: str, *, return_url_origins: Iterable[str], loopback: bool = False
 ) -> dict[str, Any]:
@@ -65,6 +135,23 @@ def document(
         "type": "string",
         "maxLength": 2000,
         "pattern": return_url_pattern(return_url_origins, loopback=loopback),
+    }
+    session_properties = {
+        "send_email": {
+            "type": "boolean",
+            "default": False,
+            "description": "Also email a sign-in link to the customer.",
+        },
+        "return_url": {
+            **return_url,
+            "type": ["string", "null"],
+            "description": (
+                'Where the portal\'s "Return to <business>" button leads: '
+                "a URL on the portal's own origin or one of "
+                "CUSTOMER_PORTAL_RETURN_URL_ORIGINS, as the pattern "
+                "lists them. Null or empty: no such button."
+            ),
+        },
     }
     return {
         "openapi": "3.1.0",
@@ -80,17 +167,11 @@ def document(
         "security": [{"bearerAuth": []}],
         "paths": {
             "/customers/{customer_id}/customer-portal/session": {
-                "post": {
-                    "operationId": "createCustomerPortalSession",
-                    "summary": "Create a portal session (a dynamic link) for a customer",
-                    "description": (
-                        "Returns a single-use link that takes the customer straight into "
-                        "their portal. The API key's business and mode scope the customer. "
-                        "Parameters may come in the query string or in a JSON body; the "
-                        "body's value wins. Rate-limited per API key "
-                        "(CUSTOMER_PORTAL_API_RATE_LIMIT)."
-                    ),
-                    "parameters": [
+                "post": _session_operation(
+                    "createCustomerPortalSession",
+                    "Create a portal session (a dynamic link) for a customer",
+                    "The API key's business and mode scope the customer.",
+                    path=[
                         {
                             "name": "customer_id",
                             "in": "path",
@@ -98,57 +179,25 @@ def document(
                             "description": "The customer's public id.",
                             "schema": {"type": "string", "pattern": CUSTOMER_ID},
                             "example": "cus_k3x9q0m2vz8w4t6y1p5r",
-                        },
-                        {
-                            "name": "send_email",
-                            "in": "query",
-                            "required": False,
-                            "description": (
-                                "Also email a sign-in link to the customer "
-                                "(true, false, 1 or 0; default false)."
-                            ),
-                            "schema": {"type": "boolean", "default": False},
-                        },
-                        {
-                            "name": "return_url",
-                            "in": "query",
-                            "required": False,
-                            "description": "See the request body's return_url.",
-                            "schema": return_url,
-                        },
+                        }
                     ],
-                    "requestBody": {
-                        "required": False,
-                        "content": {
-                            "application/json": {
-                                "schema": {"$ref": "#/components/schemas/SessionRequest"}
-                            }
-                        },
-                    },
-                    "responses": {
-                        "200": {
-                            "description": "The link and when it stops working.",
-                            "content": {
-                                "application/json": {
-                                    "schema": {"$ref": "#/components/schemas/PortalSession"}
-                                }
-                            },
-                        },
-                        "400": _error("A parameter is invalid; `errors` names it."),
-                        "401": _error(
-                            "The API key is missing, malformed, unknown or revoked.",
-                            {"WWW-Authenticate": "Bearer"},
-                        ),
-                        "404": _error("No such customer in the API key's business and mode."),
-                        "413": _error(f"The body is larger than {MAX_BODY} bytes."),
-                        "415": _error("The body is not JSON."),
-                        "429": _error(
-                            "Too many requests with this API key.",
-                            {"Retry-After": "Seconds until a request is allowed again."},
-                        ),
-                        "default": _error("Any other error, in the same shape."),
-                    },
-                }
+                    body="SessionRequest",
+                    return_url=return_url,
+                )
+            },
+            "/customer-portal/session": {
+                "post": _session_operation(
+                    "createCustomerPortalSessionByLookup",
+                    "Create a portal session for a customer found by external id or email",
+                    "The JSON body names the customer by exactly one of external_id (the "
+                    "customer's id in your own system) and email, within the API key's "
+                    "business and mode; they go in the body, never the query string, so "
+                    "that an address stays out of access logs. Otherwise the same as "
+                    "createCustomerPortalSession.",
+                    path=[],
+                    body="SessionLookupRequest",
+                    return_url=return_url,
+                )
             },
             "/openapi.json": {
                 "get": {
@@ -180,23 +229,33 @@ def document(
                 "SessionRequest": {
                     "type": "object",
                     "additionalProperties": False,
+                    "properties": session_properties,
+                },
+                "SessionLookupRequest": {
+                    "type": "object",
+                    "additionalProperties": False,
                     "properties": {
-                        "send_email": {
-                            "type": "boolean",
-                            "default": False,
-                            "description": "Also email a sign-in link to the customer.",
-                        },
-                        "return_url": {
-                            **return_url,
-                            "type": ["string", "null"],
+                        "external_id": {
+                            "type": "string",
+                            "minLength": 1,
+                            "maxLength": 255,
                             "description": (
-                                'Where the portal\'s "Return to <business>" button leads: '
-                                "a URL on the portal's own origin or one of "
-                                "CUSTOMER_PORTAL_RETURN_URL_ORIGINS, as the pattern "
-                                "lists them. Null or empty: no such button."
+                                "The customer's id in your own system (set with "
+                                "upsert_customer or set_external_id)."
                             ),
+                            "example": "user_42",
                         },
+                        "email": {
+                            "type": "string",
+                            "format": "email",
+                            "minLength": 1,
+                            "maxLength": 254,
+                            "description": "The customer's email address, in any case.",
+                            "example": "ana@example.com",
+                        },
+                        **session_properties,
                     },
+                    "oneOf": [{"required": ["external_id"]}, {"required": ["email"]}],
                 },
                 "PortalSession": {
                     "type": "object",

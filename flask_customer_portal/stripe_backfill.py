@@ -12,10 +12,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import stripe_sync as sync
-from .customers import find_customer, get_customer, upsert_customer
+from .customers import upsert_customer
 from .errors import ValidationError
 from .models import Business, Customer
 from .proxies import unit_of_work
+from .records import find_customer, get_customer
 
 
 @dataclass

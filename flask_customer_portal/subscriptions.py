@@ -34,6 +34,7 @@ from .models import (
     Subscription,
 )
 from .proxies import portal, unit_of_work, update_one
+from .records import claiming, merchant_fields
 
 #: For each status, the statuses a subscription may come from.
 ALLOWED_FROM: dict[str, frozenset[str]] = {
@@ -93,6 +94,8 @@ def start_subscription(
     quantity: int = 1,
     status: str = "active",
     start: datetime | None = None,
+    external_id: str | None = None,
+    metadata: Mapping[str, str | None] | None = None,
 ) -> Subscription:
     """Start a subscription for ``customer`` and commit it.
 
@@ -101,7 +104,10 @@ def start_subscription(
 
     :param price: the price of one unit for one period, in minor units.
     :param status: ``"active"`` (paid for) or ``"pending"`` (awaiting a first payment).
+    :param external_id: your id for it, unique in its business and mode.
+    :param metadata: your key-value pairs (see :func:`~.records.update_metadata`).
     """
+    labels = merchant_fields(external_id, metadata)
     fields = {
         **plan_terms(
             product=product,
@@ -116,7 +122,7 @@ def start_subscription(
     }
     begins = v.aware("start", start, required=False) or utcnow()
     ends = add_interval(begins, fields["interval"], fields["interval_count"])
-    with unit_of_work() as session:
+    with claiming(Subscription, customer.scope, labels["external_id"]), unit_of_work() as session:
         subscription = Subscription(
             customer_id=customer.id,
             **customer.scope,
@@ -125,6 +131,7 @@ def start_subscription(
             next_billing_at=ends if status == "active" else None,
             cancel_at_period_end=False,
             **fields,
+            **labels,
         )
         session.add(subscription)
     return subscription
@@ -165,6 +172,8 @@ def record_failed_renewal(
     provider_reference: str | None = None,
     idempotency_key: str | None = None,
     at: datetime | None = None,
+    invoice_external_id: str | None = None,
+    invoice_metadata: Mapping[str, str | None] | None = None,
 ) -> Invoice:
     """Record that a renewal payment failed: open an invoice for the dues, put the plan on hold.
 
@@ -175,7 +184,11 @@ def record_failed_renewal(
     Recording the same ``idempotency_key`` again returns the first invoice.
     The invoice's line is written in the customer's language (their saved
     choice, else their business's), once.
+
+    :param invoice_external_id: your id for the invoice, unique in its business and mode.
+    :param invoice_metadata: your key-value pairs for the invoice.
     """
+    labels = merchant_fields(invoice_external_id, invoice_metadata)
     reason = v.required_text("reason", reason, max_length=500)
     provider_reference = v.text(
         "provider_reference", provider_reference, max_length=255, identifier=True, required=False
@@ -188,7 +201,7 @@ def record_failed_renewal(
     customer = subscription.customer
     starts = subscription.current_period_end
     ends = add_interval(starts, subscription.interval, subscription.interval_count)
-    with unit_of_work():
+    with claiming(Invoice, customer.scope, labels["external_id"]), unit_of_work():
         seen = _renewal_seen(subscription, idempotency_key, "failed")
         if seen is not None:
             return seen
@@ -209,6 +222,7 @@ def record_failed_renewal(
             status="open",
             issued_at=when,
             due_at=when,
+            **labels,
         )
         _add_renewal_payment(
             invoice,
@@ -231,6 +245,8 @@ def record_renewal(
     provider_reference: str | None = None,
     idempotency_key: str | None = None,
     at: datetime | None = None,
+    invoice_external_id: str | None = None,
+    invoice_metadata: Mapping[str, str | None] | None = None,
 ) -> Invoice:
     """Record a renewal the merchant's system was paid for: the next period, its invoice, paid.
 
@@ -246,6 +262,8 @@ def record_renewal(
         by default one line naming the plan and the period, at its price ×
         quantity, in the customer's language.
     :param tax: the tax on the whole invoice, in minor units.
+    :param invoice_external_id: your id for the invoice, unique in its business and mode.
+    :param invoice_metadata: your key-value pairs for the invoice.
     :raises InvalidTransition: the subscription is not active, is set to
         cancel at its period's end, or was renewed meanwhile.
     """
@@ -259,7 +277,8 @@ def record_renewal(
     when = v.aware("at", at, required=False) or utcnow()
     period_end = v.aware("period_end", period_end, required=False)
     items = invoice_lines(lines) if lines is not None else None
-    with unit_of_work():
+    labels = merchant_fields(invoice_external_id, invoice_metadata)
+    with claiming(Invoice, subscription.customer.scope, labels["external_id"]), unit_of_work():
         seen = _renewal_seen(subscription, idempotency_key, "succeeded")
         if seen is not None:
             return seen
@@ -292,6 +311,7 @@ def record_renewal(
             status="paid",
             issued_at=when,
             due_at=when,
+            **labels,
         )
         invoice.paid_at = when
         payment = _add_renewal_payment(
@@ -423,10 +443,3 @@ _ALL_SUBSCRIPTIONS = (
     .options(joinedload(Subscription.payment_method))
     .order_by(Subscription.created_at, Subscription.id)
 )
-
-
-def get_subscription(customer: Customer, public_id: str) -> Subscription | None:
-    """Return ``customer``'s subscription with this public id, or ``None`` (Z1)."""
-    return portal.session.scalar(
-        select(Subscription).filter_by(customer_id=customer.id, public_id=public_id)
-    )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -78,6 +79,83 @@ def email(field: str, value: Any) -> str:
             field, "invalid_email", f"is not a valid email address ({error})"
         ) from None
     return str(result.normalized).lower()
+
+
+def external_id(field: str, value: Any, *, required: bool = False) -> str | None:
+    """Return the id a record has in the merchant's own system, stripped; ``None`` for none.
+
+    Text of one line up to 255 characters, not checked for card numbers (a
+    16-digit order number is an identifier, not a card).
+    """
+    return text(field, value, max_length=255, required=required, identifier=True)
+
+
+#: Stripe's limits on metadata, so that a processor's metadata fits as it is.
+METADATA_KEYS = 50
+METADATA_KEY_LENGTH = 40
+METADATA_VALUE_LENGTH = 500
+
+
+def metadata(field: str, value: Any) -> dict[str, str | None]:
+    """Return the merchant's key-value pairs: a flat mapping of text keys to text values.
+
+    Keys are 1 to 40 characters without ``[`` or ``]`` or control characters,
+    values at most 500 characters (line breaks allowed) and never a card
+    number (P1); a value of ``None`` stands for removing the key. Neither is
+    stripped. How many keys a record may hold is :func:`merged_metadata`'s check.
+    """
+    if not isinstance(value, Mapping):
+        raise ValidationError(field, "not_a_mapping", "must be a mapping of text keys to text")
+    pairs: dict[str, str | None] = {}
+    for key, item in value.items():
+        if (
+            not isinstance(key, str)
+            or not 0 < len(key) <= METADATA_KEY_LENGTH
+            or any(_is_control(char) or char in "[]" for char in key)
+        ):
+            raise ValidationError(
+                field,
+                "invalid_key",
+                f"keys must be text of 1 to {METADATA_KEY_LENGTH} characters, without "
+                f"brackets or control characters; got {str(key)[:50]!r}",
+            )
+        name = f"{field}[{key!r}]"
+        if item is not None:
+            if not isinstance(item, str):
+                raise ValidationError(name, "not_text", "must be text (or None to remove the key)")
+            if len(item) > METADATA_VALUE_LENGTH:
+                raise ValidationError(
+                    name,
+                    "too_long",
+                    f"must be at most {METADATA_VALUE_LENGTH} characters",
+                    max_length=METADATA_VALUE_LENGTH,
+                )
+            if any(_is_control(char) and char not in "\n\t" for char in item):
+                raise ValidationError(
+                    name, "control_characters", "must not contain control characters"
+                )
+            not_a_card_number(name, item)
+        pairs[key] = item
+    return pairs
+
+
+def merged_metadata(
+    field: str, current: Mapping[str, str], changes: Mapping[str, str | None]
+) -> dict[str, str]:
+    """Return ``current`` with checked ``changes`` applied: ``None`` removes a key (as Stripe).
+
+    :raises ValidationError: the result would hold more than 50 keys.
+    """
+    merged = {**current, **changes}
+    result = {key: item for key, item in merged.items() if item is not None}
+    if len(result) > METADATA_KEYS:
+        raise ValidationError(
+            field,
+            "too_many_keys",
+            f"may hold at most {METADATA_KEYS} keys; this would make {len(result)}",
+            max_keys=METADATA_KEYS,
+        )
+    return result
 
 
 def phone(field: str, value: Any) -> str:

@@ -122,6 +122,20 @@ def counting(app: Flask) -> AbstractContextManager[list[str]]:
     return counting_on(app.extensions["customer_portal"].engine)
 
 
+def count(session: Session, model: type[Base]) -> int:
+    """How many rows of ``model`` the database holds."""
+    return int(session.scalar(sa.select(sa.func.count()).select_from(model)) or 0)
+
+
+def run_threads(target: Callable[[], None], count: int) -> None:
+    """Run ``target`` in ``count`` threads at once and wait for them all."""
+    threads = [threading.Thread(target=target) for _ in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+
 def outbox_kinds(session: Session) -> list[str]:
     """The kinds of the messages in the outbox, oldest first."""
     return list(session.scalars(sa.select(m.OutboxMessage.kind).order_by(m.OutboxMessage.id)))
@@ -146,15 +160,3 @@ def pdf_text(document: bytes) -> str:
     assert document.startswith(b"%PDF-")
     pages = PdfReader(io.BytesIO(document)).pages
     return shown("\n".join(page.extract_text() for page in pages))
-
-
-# -- Concurrency -------------------------------------------------------------------------
-
-
-def run_threads(target: Callable[[], None], count: int) -> None:
-    """Run ``target`` in ``count`` threads at once; return when all have finished."""
-    threads = [threading.Thread(target=target) for _ in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()

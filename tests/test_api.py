@@ -181,6 +181,147 @@ def test_a_key_reaches_only_its_own_business_and_mode(
     assert globex_link.startswith(f"{EXTERNAL_URL}/portal/test/login/globex/")
 
 
+# -- Sessions by external id or email -------------------------------------------------------
+
+LOOKUP = f"{API}/customer-portal/session"
+
+
+def lookup_session(client: FlaskClient, key: str | None, **kwargs: Any) -> TestResponse:
+    """POST to the sibling session route, which finds the customer from the JSON body."""
+    headers = kwargs.pop("headers", {})
+    if key is not None:
+        headers["Authorization"] = f"Bearer {key}"
+    return client.post(LOOKUP, headers=headers, **kwargs)
+
+
+def test_a_session_by_external_id_or_email_opens_that_customer_s_portal(
+    client: FlaskClient, customer: m.Customer, api_key: str, session: Session
+) -> None:
+    """T13, T3: the same answer as by cus_ id; the link signs in the customer it names."""
+    portal.upsert_customer(customer.business, "bruno@example.com", external_id="user_2")
+    portal.set_external_id(customer, "user_1")
+    for body in ({"external_id": "user_1"}, {"email": " ANA@example.com"}):
+        response = lookup_session(client, api_key, json=body)
+        assert response.status_code == 200, response.text
+        assert response.headers["Cache-Control"] == "no-store"
+        answer = response.get_json()
+        assert set(answer) == {"link", "expires_at"}
+        assert answer["link"].startswith(f"{EXTERNAL_URL}/portal/test/login/acme/")
+        reader = client.application.test_client()
+        path = answer["link"].removeprefix(EXTERNAL_URL)
+        page = reader.get(path)
+        assert reader.post(path, data={"csrf_token": csrf_token(page.text)}).status_code == 303
+        home = reader.get("/portal/").text
+        assert "ana@example.com" in home and "bruno@example.com" not in home
+    # The other parameters as on the cus_ route: in the body, or in the query string.
+    mailed = lookup_session(
+        client,
+        api_key,
+        json={"external_id": "user_2", "send_email": True},
+        query_string={"return_url": f"{EXTERNAL_URL}/account"},
+    )
+    assert mailed.status_code == 200
+    rows = session.execute(sa.select(m.OutboxMessage.kind, m.OutboxMessage.recipient))
+    assert [tuple(row) for row in rows] == [("portal_link", "bruno@example.com")]
+
+
+def test_an_unknown_customer_by_external_id_or_email_is_one_404(
+    client: FlaskClient,
+    business: m.Business,
+    other_business: m.Business,
+    customer: m.Customer,
+    api_key: str,
+) -> None:
+    """T13, Z1: unknown, another business's and the other mode's customer get the same 404."""
+    portal.upsert_customer(business, "live@example.com", mode="live", external_id="user_live")
+    portal.upsert_customer(other_business, "globex@example.com", external_id="user_globex")
+    for field, values in (
+        ("external_id", ["nobody", "user_live", "user_globex", "x" * 255, "  ", "a\x00b"]),
+        ("email", ["nobody@example.com", "live@example.com", "globex@example.com", "nope"]),
+    ):
+        answers = [
+            assert_error(lookup_session(client, api_key, json={field: v}), 404) for v in values
+        ]
+        assert {answer["message"] for answer in answers} == {
+            f"No customer with this {field} in this API key's business and mode."
+        }
+        assert not any("example.com" in answer["message"] for answer in answers)
+
+
+def test_each_mode_s_key_reaches_its_own_customer_with_the_same_external_id(
+    client: FlaskClient, business: m.Business, customer: m.Customer, api_key: str
+) -> None:
+    """T13: the same external id in test and live mode names two customers, each key its own."""
+    portal.set_external_id(customer, "user_1")
+    live = portal.upsert_customer(
+        business, "ana.live@example.com", mode="live", external_id="user_1"
+    )
+    live_key, _ = portal.create_api_key(business, "live")
+    test_link = lookup_session(client, api_key, json={"external_id": "user_1"}).get_json()["link"]
+    live_link = lookup_session(client, live_key, json={"external_id": "user_1"}).get_json()["link"]
+    assert test_link.startswith(f"{EXTERNAL_URL}/portal/test/login/acme/")
+    assert live_link.startswith(f"{EXTERNAL_URL}/portal/login/acme/")
+    # The live key cannot reach the test customer by its email either.
+    assert_error(lookup_session(client, live_key, json={"email": "ana@example.com"}), 404)
+    assert live.mode == "live"
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "fields"),
+    [
+        ({}, {"external_id", "email"}),
+        ({"json": {}}, {"external_id", "email"}),
+        ({"json": {"send_email": True}}, {"external_id", "email"}),
+        ({"json": {"external_id": "user_1", "email": "ana@example.com"}}, {"external_id", "email"}),
+        (
+            {"query_string": {"external_id": "user_1"}},
+            {"external_id", "email"},
+        ),
+        (
+            {"json": {"email": "ana@example.com"}, "query_string": {"external_id": "user_1"}},
+            {"external_id"},
+        ),
+        ({"json": {"external_id": 42}}, {"external_id"}),
+        ({"json": {"external_id": ""}}, {"external_id"}),
+        ({"json": {"external_id": "x" * 256}}, {"external_id"}),
+        ({"json": {"email": None}}, {"email"}),
+        ({"json": {"email": "ana@example.com", "customer_id": "cus_1"}}, {"customer_id"}),
+        ({"json": {"email": "ana@example.com", "send_email": "yes"}}, {"send_email"}),
+    ],
+)
+def test_neither_both_or_a_bad_identifier_is_a_400_naming_it(
+    client: FlaskClient,
+    customer: m.Customer,
+    api_key: str,
+    kwargs: dict[str, Any],
+    fields: set[str],
+) -> None:
+    """V1: exactly one of external_id and email, in the JSON body; nothing else unknown."""
+    portal.set_external_id(customer, "user_1")
+    body = assert_error(lookup_session(client, api_key, **kwargs), 400)
+    assert set(body["errors"]) == fields, body
+
+
+def test_the_lookup_route_shares_the_key_s_401_and_rate_limit(
+    database_url: str,
+    app_factory: Callable[..., Flask],
+    customer: m.Customer,
+    api_key: str,
+) -> None:
+    """T9, T13: the same 401 as the cus_ route; one budget per key across both routes."""
+    limited = app_factory(database_url, CUSTOMER_PORTAL_API_RATE_LIMIT="3 per minute")
+    client = limited.test_client()
+    by_email = {"json": {"email": "ana@example.com"}}
+    assert lookup_session(client, "cp_test_wrong", **by_email).data == (
+        create_session(client, customer.public_id, "cp_test_wrong").data
+    )
+    assert create_session(client, customer.public_id, api_key).status_code == 200
+    assert lookup_session(client, api_key, **by_email).status_code == 200
+    assert create_session(client, customer.public_id, api_key).status_code == 200
+    assert_error(lookup_session(client, api_key, **by_email), 429)
+    assert_error(create_session(client, customer.public_id, api_key), 429)
+
+
 def test_a_spoofed_host_does_not_change_the_link(
     client: FlaskClient, customer: m.Customer, api_key: str
 ) -> None:

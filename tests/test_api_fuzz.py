@@ -6,7 +6,8 @@ sends them to the app in-process. Whatever it sends, the API answers without a
 5xx, with a status code, media type and body the document declares; what the
 document calls valid is accepted, what it calls invalid is refused, and a request
 that is accepted with the key is refused without it. Most requests carry the
-real API key and the id of a real customer, so they get past the key and the
+real API key and the id of a real customer (its cus_ id, its external id or
+its email, whichever the route takes), so they get past the key and the
 look-up and reach the parameters.
 
 Two runs, both the same on every run (CI never fails by chance): schemathesis's
@@ -37,6 +38,9 @@ from flask_customer_portal.openapi import CUSTOMER_ID
 
 API = "/portal/api/v1"
 SESSION = "/customers/{customer_id}/customer-portal/session"
+LOOKUP = "/customer-portal/session"
+#: The customer's id in the merchant's system, which the lookup route finds it by.
+EXTERNAL_ID = "user_42"
 
 #: What schemathesis expects of the answers. A valid request is answered 200, or
 #: 401 without the key, or 404 for the id of no customer: never 400, and never 429
@@ -62,6 +66,12 @@ def app(database_url: str, app_factory: Callable[..., Flask]) -> Flask:
 
 
 @pytest.fixture
+def customer(business: m.Business) -> m.Customer:
+    """The customer, with an external id."""
+    return portal.upsert_customer(business, "ana@example.com", external_id=EXTERNAL_ID)
+
+
+@pytest.fixture
 def api_key(business: m.Business) -> str:
     """A test-mode API key of the customer's business."""
     raw, _ = portal.create_api_key(business, "test", name="backend")
@@ -80,8 +90,9 @@ def send(
 ) -> int:
     """Send ``case`` to the app, check the answer against the document; return its status.
 
-    :param real_id: the customer id, if it fits the document, becomes the real
-        customer's (an id that breaks the document stays: the case stays invalid).
+    :param real_id: the customer id, external id or email, if it fits the
+        document, becomes the real customer's (one that breaks the document
+        stays: the case stays invalid).
     :param real_key: send the real API key, as the caller's own credentials, so
         schemathesis also checks the same request without it, or with a wrong one,
         is refused; not when the case breaks the document in its headers on purpose.
@@ -89,6 +100,12 @@ def send(
     drawn_id = case.path_parameters.get("customer_id") if case.path_parameters else None
     if real_id and isinstance(drawn_id, str) and re.fullmatch(CUSTOMER_ID, drawn_id):
         case.path_parameters["customer_id"] = customer.public_id
+    if real_id and isinstance(case.body, dict):
+        real = {"external_id": (EXTERNAL_ID, 255), "email": (customer.email, 254)}
+        for name, (value, longest) in real.items():
+            drawn = case.body.get(name)
+            if isinstance(drawn, str) and 0 < len(drawn) <= longest:
+                case.body[name] = value
     # The document says a parameter in the body wins over the query string's: the
     # query's value is not read then, so it is not sent (it would test nothing).
     if isinstance(case.body, dict) and case.query:
@@ -115,12 +132,15 @@ def test_the_coverage_cases_get_the_answers_the_document_gives(
             statuses.setdefault(operation.label, set()).add(status)
     # The cases got past the key and the look-up: some were accepted, some refused.
     assert {200, 400, 401, 404, 405} <= statuses[f"POST {SESSION}"], statuses
+    # Every external id or email that fits the document became the real one here.
+    assert {200, 400, 401, 405} <= statuses[f"POST {LOOKUP}"], statuses
     # The document's own route takes no parameters, so it has no coverage cases.
     assert "GET /openapi.json" not in statuses
     document_route = api_schema["/openapi.json"]["GET"].Case()
     assert send(app, document_route, customer, api_key, real_id=True, real_key=False) == 200
 
 
+@pytest.mark.parametrize("path", [SESSION, LOOKUP])
 @settings(
     max_examples=300,
     deadline=None,
@@ -139,6 +159,7 @@ def test_random_requests_get_the_answers_the_document_gives(
     api_schema: Any,
     customer: m.Customer,
     api_key: str,
+    path: str,
     data: st.DataObject,
     mode: GenerationMode,
     real_id: bool,
@@ -148,6 +169,6 @@ def test_random_requests_get_the_answers_the_document_gives(
 
     The real customer's id three times in four, the real key four times in five.
     """
-    case = data.draw(api_schema[SESSION]["POST"].as_strategy(generation_mode=mode))
+    case = data.draw(api_schema[path]["POST"].as_strategy(generation_mode=mode))
     status = send(app, case, customer, api_key, real_id=real_id, real_key=real_key)
     event(f"{mode.value}: {status}")

@@ -54,6 +54,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "outbox",
         "links",
         "businesses",
+        "records",
         "customers",
         "emails",
         "access",

@@ -15,16 +15,11 @@ from sqlalchemy.orm import Session
 import flask_customer_portal as portal
 from flask_customer_portal import InvalidTransition, ValidationError, formatting, signals
 from flask_customer_portal import models as m
-from flask_customer_portal.db import Base
 from flask_customer_portal.subscriptions import ALLOWED_FROM, add_interval
 
-from .helpers import record_signals, run_threads, signalled
+from .helpers import count, record_signals, run_threads, signalled
 
 LINE = {"description": "Acme Cloud Pro", "unit_amount": 2900}
-
-
-def count(session: Session, model: type[Base]) -> int:
-    return int(session.scalar(sa.select(sa.func.count()).select_from(model)) or 0)
 
 
 def test_customers_are_matched_by_email_case_insensitively(

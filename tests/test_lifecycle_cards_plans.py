@@ -10,7 +10,6 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-import sqlalchemy as sa
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy.orm import Session
@@ -25,6 +24,7 @@ from .helpers import (
     SUCCEEDS,
     Received,
     add_card,
+    count,
     put_on_hold,
     record_signals,
     run_threads,
@@ -51,10 +51,6 @@ def heard(app: Flask) -> Iterator[Received]:
 
 def save(customer: m.Customer, token: str = "pm_visa", **fields: Any) -> m.PaymentMethod:
     return portal.save_payment_method(customer, provider_token=token, **{**CARD, **fields})
-
-
-def count(session: Session, model: type[m.PaymentMethod]) -> int:
-    return int(session.scalar(sa.select(sa.func.count()).select_from(model)) or 0)
 
 
 def ended(customer: m.Customer, session: Session) -> m.Subscription:

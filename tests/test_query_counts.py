@@ -63,6 +63,7 @@ def add_invoices(session: Session, subscription: m.Subscription, count: int, sta
         [
             {
                 "public_id": f"py_bulk{i}",
+                **customer.scope,
                 "customer_id": customer.id,
                 **customer.scope,
                 "invoice_id": i,

@@ -17,12 +17,13 @@ from typing import Any
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 
 from .. import cards
-from ..billing import get_payment, outstanding_dues
+from ..billing import outstanding_dues
 from ..errors import InvalidTransition, ValidationError
 from ..i18n import N_, gettext, translated
 from ..models import CURRENT_STATUSES, IN_FLIGHT, Payment, PaymentMethod, Subscription
 from ..payments import PAYMENT_ID, change_payment_method
 from ..providers import ProviderError
+from ..records import payment_of
 from ..settlement import PaymentOutcome, settle_payment, settle_pending
 from ..urls import external_url
 from .auth import customer_required, login_url, signed_in_customer, signed_in_recently
@@ -157,7 +158,7 @@ def card_added(subscription_id: str) -> Any:
 def payment_page(payment_id: str) -> Any:
     """The outcome of a payment: paid, failed with the reason, waiting for the bank."""
     customer = signed_in_customer()
-    payment = or_404(get_payment(customer, payment_id))
+    payment = or_404(payment_of(customer, payment_id))
     subscription = payment.subscription
     return render_template(
         "customer_portal/payment_result.html",
@@ -172,7 +173,7 @@ def payment_page(payment_id: str) -> Any:
 
 def payment_return(payment_id: str) -> Any:
     """Where the provider sends the customer back: learn the final outcome, then show it."""
-    payment = or_404(get_payment(signed_in_customer(), payment_id))
+    payment = or_404(payment_of(signed_in_customer(), payment_id))
     # Only the portal's own attempts are settled; a payment the merchant recorded is as it is.
     if payment.status in IN_FLIGHT and payment.subscription_id is not None:
         settle_payment(payment)

@@ -8,9 +8,9 @@ from typing import Any
 from flask import Blueprint, abort, render_template, request
 
 from ..access import create_portal_session
-from ..customers import get_customer
 from ..links import static_link
 from ..models import MODES
+from ..records import get_customer
 from .access import business_page
 from .guard import or_404
 

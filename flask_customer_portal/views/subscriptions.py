@@ -12,7 +12,8 @@ from ..cancellation import CANCEL_WAYS, cancel_options, cancel_subscription, und
 from ..errors import InvalidTransition, ValidationError
 from ..i18n import N_, current_locale, gettext
 from ..models import CURRENT_STATUSES, Customer, Subscription
-from ..subscriptions import get_subscription, subscription_listing
+from ..records import subscription_of
+from ..subscriptions import subscription_listing
 from .auth import customer_required, signed_in_customer
 from .guard import FLASH, or_404
 from .messages import error_message
@@ -39,7 +40,7 @@ def register(blueprint: Blueprint) -> None:
 
 def customer_subscription(customer: Customer, public_id: str) -> Subscription:
     """Return the customer's subscription a page's URL names, or answer 404 (Z1)."""
-    return or_404(get_subscription(customer, public_id))
+    return or_404(subscription_of(customer, public_id))
 
 
 def subscriptions() -> Any:
