@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -536,37 +537,19 @@ def test_an_ended_subscription_keeps_its_plan(
 
 
 def test_the_integration_guides_whole_life_runs_as_written(
-    client: FlaskClient, signed_in: m.Customer
+    client: FlaskClient, signed_in: m.Customer, business: m.Business
 ) -> None:
-    """docs/integration.md, "A subscription's whole life": each step, then the customer's page."""
-    plan = portal.start_subscription(
-        signed_in, product="Acme Cloud", plan="Pro", price=2900, currency="USD"
-    )
-    card = portal.save_payment_method(
-        signed_in,
-        provider_token="pm_1Q0abc",
-        brand="visa",
-        last4="4242",
-        exp_month=12,
-        exp_year=2030,
-    )
-    assert plan.payment_method == card
-    portal.record_renewal(plan)
-    portal.change_quantity(plan, 3)
-    portal.change_plan(plan, plan="Team", price=9900)
-    new_card = portal.save_payment_method(
-        signed_in,
-        provider_token="pm_2R1def",
-        brand="mastercard",
-        last4="4444",
-        exp_month=3,
-        exp_year=2031,
-    )
-    portal.attach_payment_method(plan, new_card)
-    portal.remove_payment_method(card)
-    portal.cancel_subscription(plan, at_period_end=True)
+    """docs/integration.md, "A subscription's whole life": its code as written, then the page."""
+    guide = (Path(__file__).parents[1] / "docs" / "integration.md").read_text()
+    section = guide.split("### A subscription's whole life", 1)[1]
+    code = section.split("```python\n", 1)[1].split("```", 1)[0]
+    exec(code, {"portal": portal, "business": business})  # noqa: S102 - our own docs
 
     page = client.get(PAGE).text
     assert "$297.00 every month (3 × $99.00)" in page
     assert "Payment method: Mastercard ending in 4444" in page and "Cancels on" in page
-    assert [i.status for i in portal.list_invoices(signed_in)] == ["paid"]
+    (plan,) = portal.list_subscriptions(signed_in)
+    assert (plan.external_id, plan.metadata_) == ("sub_1Q0abc", {"order": "A-77"})
+    (invoice,) = portal.list_invoices(signed_in)
+    assert (invoice.status, invoice.external_id) == ("paid", "in_1Q1xyz")
+    assert portal.get_customer(business, external_id="user_1842", mode="test") == signed_in

@@ -27,10 +27,17 @@ depends_on = None
 MODE_CHECK = "mode IN ('test', 'live')"
 
 
-def _customer_column(table: str, column: str) -> str:
-    return (
-        f'UPDATE {table} SET {column} = (SELECT portal_customers.{column} '
-        f'FROM portal_customers WHERE portal_customers.id = {table}.customer_id)'
+def _take_customers(table: str, *columns: str) -> None:
+    """Set ``columns`` of every row of ``table`` to its customer's."""
+    customers = sa.table('portal_customers', sa.column('id'), *map(sa.column, columns))
+    rows = sa.table(table, sa.column('customer_id'), *map(sa.column, columns))
+    op.execute(
+        rows.update().values({
+            column: sa.select(customers.c[column])
+            .where(customers.c.id == rows.c.customer_id)
+            .scalar_subquery()
+            for column in columns
+        })
     )
 
 
@@ -61,7 +68,7 @@ def upgrade() -> None:
     # The scope columns arrive empty, take their customer's values, then are required.
     with op.batch_alter_table('portal_invoices', schema=None) as batch_op:
         batch_op.add_column(sa.Column('mode', sa.String(length=4), nullable=True))
-    op.execute(_customer_column('portal_invoices', 'mode'))
+    _take_customers('portal_invoices', 'mode')
     with op.batch_alter_table('portal_invoices', schema=None) as batch_op:
         batch_op.alter_column('mode', existing_type=sa.String(length=4), nullable=False)
         _add_external_columns(batch_op)
@@ -72,8 +79,7 @@ def upgrade() -> None:
         with op.batch_alter_table(table, schema=None) as batch_op:
             batch_op.add_column(sa.Column('business_id', sa.Integer(), nullable=True))
             batch_op.add_column(sa.Column('mode', sa.String(length=4), nullable=True))
-        op.execute(_customer_column(table, 'business_id'))
-        op.execute(_customer_column(table, 'mode'))
+        _take_customers(table, 'business_id', 'mode')
         with op.batch_alter_table(table, schema=None) as batch_op:
             batch_op.alter_column('business_id', existing_type=sa.Integer(), nullable=False)
             batch_op.alter_column('mode', existing_type=sa.String(length=4), nullable=False)
