@@ -249,3 +249,25 @@ def test_3d_secure_in_the_browser_reactivates_bruno(
     (intent,) = shop.intents()
     assert intent.status == "succeeded" and intent.amount == 2 * PRICE
     assert shop.status() == ("active", 0)
+
+
+def test_the_stripe_pages_are_accessible(shop: Shop, page: Any) -> None:
+    """The card page (empty, then with a decline) and the 3-D Secure page pass axe, light and
+    dark, at a desktop's and a phone's width (see test_accessibility.py).
+
+    The card fields are the mock's here (Stripe's own are in its frame, labelled by Stripe)."""
+    accessibility = pytest.importorskip("tests.journeys.test_accessibility")
+    audit = accessibility.Audit(page)
+    sign_in(shop, page)
+    open_card_page(shop, page)
+    audit.check("Stripe card page")
+    type_card(page, "4000000000000002")
+    page.get_by_role("alert").get_by_text(re.compile("declined")).wait_for()
+    audit.check("Stripe card page, card declined")
+    type_card(page, "4000002760003184")
+    page.get_by_role("button", name="Complete authentication").click()
+    keep_card(page, "3184")
+    page.get_by_role("button", name=f"Confirm changes and pay {DUES}").click()
+    page.get_by_role("heading", name="Confirm the payment").wait_for()
+    audit.check("Stripe 3-D Secure page")
+    assert not audit.problems, audit.report()
