@@ -57,7 +57,6 @@ class Shop:
     def __init__(self, app: Flask, url: str, stripe_client: stripe.StripeClient) -> None:
         self.app, self.url, self.stripe = app, url, stripe_client
         self.stripe_customer = ""
-        self.subscription = ""
 
     def intents(self) -> list[Any]:
         """Bruno's PaymentIntents at Stripe."""
@@ -122,7 +121,6 @@ def _bruno_on_hold(shop: Shop) -> None:
         )
         for _ in range(2):
             portal.record_failed_renewal(subscription, reason="Card declined at renewal")
-        shop.subscription = subscription.public_id
 
 
 @pytest.fixture
