@@ -366,3 +366,13 @@ def test_production_refuses_stripe_test_keys(database_url: str, tmp_path: Any) -
 def test_the_sdk_global_settings_are_never_touched(provider: StripeProvider) -> None:
     """Each provider has a client of its own: the SDK's module-level key stays unset."""
     assert stripe.api_key is None
+
+
+def test_the_pages_let_in_what_stripe_js_needs_on_stripe() -> None:
+    """C3: Stripe's published CSP for Stripe.js (scripts and frames of js.stripe.com and its
+    subdomains, the 3-D Secure frames of hooks.stripe.com, its API), nothing more."""
+    origins = StripeProvider(secret_key="sk_live_x", publishable_key="pk_live_x").origins
+    stripe_js = ["https://*.js.stripe.com", "https://js.stripe.com"]
+    assert origins["script"] == stripe_js
+    assert set(origins["frame"]) == {*stripe_js, "https://hooks.stripe.com"}
+    assert set(origins["connect"]) == {*stripe_js, "https://api.stripe.com"}

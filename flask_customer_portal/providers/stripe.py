@@ -34,6 +34,7 @@ from .test import AUTHENTICATION_FAILED, CANCELLED, FAILURE_REASONS, NOT_AVAILAB
 
 #: Where Stripe.js is loaded from by default.
 STRIPE_JS_URL = "https://js.stripe.com/v3/"
+STRIPE_JS_ORIGIN = "https://js.stripe.com"
 #: Stripe's API, when no other base is given.
 STRIPE_API_URL = "https://api.stripe.com"
 #: The metadata keys the portal writes on Stripe's objects.
@@ -119,12 +120,18 @@ class StripeProvider:
 
     @property
     def origins(self) -> dict[str, list[str]]:
-        """The origins the pages' CSP must allow: ``script``, ``connect`` and ``frame``."""
-        js = origin(self.js_url)
+        """The origins the pages' CSP must allow: ``script``, ``connect`` and ``frame``.
+
+        Stripe's own list (its integration security guide): Stripe.js also loads
+        scripts and frames from subdomains of ``js.stripe.com``.
+        """
+        js = {origin(self.js_url)}
+        if js == {STRIPE_JS_ORIGIN}:
+            js.add("https://*.js.stripe.com")
         return {
-            "script": [js],
-            "connect": sorted({js, origin(self.api_base)}),
-            "frame": sorted({js, "https://hooks.stripe.com"}),
+            "script": sorted(js),
+            "connect": sorted({*js, origin(self.api_base)}),
+            "frame": sorted({*js, "https://hooks.stripe.com"}),
         }
 
     def _call(self, call: Any, *args: Any, **kwargs: Any) -> Any:
