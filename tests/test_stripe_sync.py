@@ -9,34 +9,19 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-import stripe
 from flask import Flask
 from sqlalchemy.orm import Session
 
 import flask_customer_portal as portal
 from flask_customer_portal import models as m
 
-from .stripe_events import client_of
+from .stripe_events import add_card, client_of, renewal_invoice, stripe_plan
 from .stripe_server import StripeServer
-from .test_stripe_webhooks import renewal_invoice, stripe_plan
 
 
 @pytest.fixture
 def app(database_url: str, app_factory: Callable[..., Flask], stripe_server: StripeServer) -> Flask:
     return app_factory(database_url, **stripe_server.settings())
-
-
-def card(client: stripe.StripeClient, customer: str) -> None:
-    method = client.v1.payment_methods.create(
-        params={
-            "type": "card",
-            "card": {"number": "4242424242424242", "exp_month": 12, "exp_year": 2034, "cvc": "123"},
-        }
-    )
-    client.v1.payment_methods.attach(method.id, params={"customer": customer})
-    client.v1.customers.update(
-        customer, params={"invoice_settings": {"default_payment_method": method.id}}
-    )
 
 
 def records(session: Session) -> list[tuple[Any, ...]]:
@@ -69,7 +54,7 @@ def test_sync_brings_a_customer_from_stripe_and_changes_nothing_the_second_time(
     client = client_of(stripe_server)
     email = f"bea-{secrets.token_hex(4)}@example.com"  # one localstripe serves every test
     customer = client.v1.customers.create(params={"email": email, "name": "Bea"})
-    card(client, customer.id)
+    add_card(client, customer.id)
     created = client.v1.subscriptions.create(
         params={"customer": customer.id, "items": [{"plan": stripe_plan(client)}]}
     )
