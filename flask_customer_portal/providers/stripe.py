@@ -31,11 +31,13 @@ from ..config import stripe_key_mode
 from ..db import utcnow
 from ..urls import external_url
 from .base import ChargeResult, ProviderError, SavedCard
-from .stripe_sdk import STRIPE_API_URL, new_client, sdk
+from .stripe_sdk import new_client, sdk
 from .test import AUTHENTICATION_FAILED, CANCELLED, FAILURE_REASONS, NOT_AVAILABLE, with_query
 
 #: Where Stripe.js is loaded from by default.
 STRIPE_JS_URL = "https://js.stripe.com/v3/"
+#: Stripe's API, when no other base is given.
+STRIPE_API_URL = "https://api.stripe.com"
 #: The metadata keys the portal writes on Stripe's objects.
 CUSTOMER_KEY = "portal_customer_ref"
 IDEMPOTENCY_KEY = "portal_idempotency_key"

@@ -8,7 +8,7 @@ from flask import Flask
 
 from ..config import config_value
 from ..errors import ConfigurationError
-from .stripe import StripeProvider
+from .stripe import STRIPE_API_URL, StripeProvider
 from .stripe_sdk import new_client
 
 
@@ -46,7 +46,7 @@ def client_from_config(app: Flask | None = None) -> Any:
             "CUSTOMER_PORTAL_STRIPE_SECRET_KEY is not set: copy the secret key "
             "(sk_test_... or sk_live_...) from Stripe's dashboard"
         )
-    return new_client(secret, api_base=config_value("STRIPE_API_BASE", app))
+    return new_client(secret, api_base=config_value("STRIPE_API_BASE", app) or STRIPE_API_URL)
 
 
 def check_modes(*, live: object, test: object) -> None:

@@ -14,8 +14,6 @@ from typing import Any
 
 from ..errors import ConfigurationError
 
-#: Stripe's API, when no other base is given.
-STRIPE_API_URL = "https://api.stripe.com"
 NOT_INSTALLED = 'the Stripe SDK is not installed: pip install "flask-customer-portal[stripe]"'
 
 
@@ -30,16 +28,16 @@ def sdk() -> ModuleType:
         raise ConfigurationError(NOT_INSTALLED) from None
 
 
-def new_client(secret_key: str, *, api_base: str | None = None) -> Any:
+def new_client(secret_key: str, *, api_base: str) -> Any:
     """Return a ``stripe.StripeClient`` with this key: two retries, 30 seconds' time-out.
 
-    :param api_base: Stripe's API address (another only for a local fake such as localstripe).
+    :param api_base: Stripe's API address (``https://api.stripe.com``, or a local fake's).
     :raises ConfigurationError: the SDK is not installed.
     """
     stripe = sdk()
     return stripe.StripeClient(
         secret_key,
-        base_addresses={"api": api_base or STRIPE_API_URL},
+        base_addresses={"api": api_base},
         max_network_retries=2,
         http_client=stripe.new_default_http_client(timeout=30),
     )
