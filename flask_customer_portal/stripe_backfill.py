@@ -1,8 +1,8 @@
 """Bringing one customer's records up to date from Stripe: ``flask portal stripe sync``.
 
-The customer, their subscriptions, their invoices (renewals paid and failed)
-and their refunds are fetched from Stripe's API and handed to the same
-convergent functions the webhooks use (:mod:`.stripe_sync`): running it twice
+The customer, their cards, their subscriptions, their invoices (renewals paid
+and failed) and their refunds are fetched from Stripe's API and handed to the same
+convergent functions the webhooks use (:mod:`.stripe_sync`, :mod:`.stripe_cards`): running it twice
 changes nothing the second time, and it repairs whatever webhooks missed.
 """
 
@@ -15,8 +15,8 @@ from . import stripe_sync as sync
 from .customers import upsert_customer
 from .errors import ValidationError
 from .models import Business, Customer
-from .proxies import unit_of_work
 from .records import find_customer, get_customer
+from .stripe_cards import sync_cards
 
 
 @dataclass
@@ -24,6 +24,7 @@ class SyncReport:
     """What a sync found at Stripe and which portal records it touched."""
 
     customer: Customer
+    cards: list[str] = field(default_factory=list)
     subscriptions: list[str] = field(default_factory=list)
     invoices: list[str] = field(default_factory=list)
     refunds: list[str] = field(default_factory=list)
@@ -56,20 +57,21 @@ def stripe_customer_id(business: Business, reference: str, client: Any, *, mode:
 def sync_customer(business: Business, client: Any, stripe_id: str) -> SyncReport:
     """Bring the portal's records of the Stripe customer ``stripe_id`` up to date; commit.
 
-    A customer the portal does not know yet is added (by email, in the mode
-    of Stripe's ``livemode``) and linked to Stripe by its external id.
+    A customer the portal does not know yet by its Stripe id is found by
+    email, or added, in the mode of Stripe's ``livemode``, and takes the
+    Stripe id as its external id (:func:`~.customers.upsert_customer`).
+
+    :raises ValidationError: the customer the email finds has another external id.
     """
     data = client.v1.customers.retrieve(stripe_id).to_dict()
     mode = "live" if data.get("livemode") else "test"
-    customer = sync.find_customer(business, mode, stripe_id)
-    if customer is None:
-        customer = upsert_customer(business, data["email"], mode=mode, name=data.get("name"))
-        with unit_of_work():
-            customer.external_id = stripe_id
+    customer = sync.find_customer(business, mode, stripe_id) or upsert_customer(
+        business, data.get("email") or "", mode=mode, name=data.get("name"), external_id=stripe_id
+    )
     report = SyncReport(customer)
     subscriptions = client.v1.subscriptions.list(params={"customer": stripe_id, "status": "all"})
     for item in subscriptions.auto_paging_iter():
-        if sync.apply_subscription(business, mode, item.to_dict(), product_name=_names(client)):
+        if sync.apply_subscription(business, mode, item.to_dict(), client=client):
             report.subscriptions.append(item.id)
     invoices = client.v1.invoices.list(params={"customer": stripe_id})
     for item in sorted(invoices.auto_paging_iter(), key=lambda invoice: invoice.created):
@@ -87,8 +89,6 @@ def sync_customer(business: Business, client: Any, stripe_id: str) -> SyncReport
         charge = item.to_dict()
         if charge.get("amount_refunded") and sync.apply_refunded_charge(business, mode, charge):
             report.refunds.append(item.id)
+    # After the subscriptions: the default card is given to those without one.
+    report.cards = sync_cards(customer, client, data)
     return report
-
-
-def _names(client: Any) -> Any:
-    return lambda product_id: str(client.v1.products.retrieve(product_id).name)

@@ -5,11 +5,11 @@ from __future__ import annotations
 import click
 from flask.cli import with_appcontext
 
-from . import stripe_events
 from .businesses import get_business
 from .config import config_value
 from .errors import ConfigurationError, ValidationError
 from .models import MODES
+from .providers.stripe_config import client_from_config
 from .stripe_backfill import stripe_customer_id, sync_customer
 
 
@@ -35,14 +35,14 @@ def stripe_cli() -> None:
 def sync(reference: str, business_id: str, mode: str | None) -> None:
     """Fetch a customer from Stripe and bring the portal's records of them up to date.
 
-    Their subscriptions, paid and failed renewals and refunds are applied as
-    the webhooks apply them; running it again changes nothing.
+    Their cards, subscriptions, paid and failed renewals and refunds are
+    applied as the webhooks apply them; running it again changes nothing.
     """
     business = get_business(business_id)
     if business is None:
         raise click.ClickException(f"No business with the id {business_id!r}.")
     try:
-        client = stripe_events.stripe_client()
+        client = client_from_config()
         stripe_id = stripe_customer_id(
             business, reference, client, mode=mode or config_value("DEFAULT_MODE")
         )
@@ -50,7 +50,7 @@ def sync(reference: str, business_id: str, mode: str | None) -> None:
     except (ConfigurationError, ValidationError) as error:
         raise click.ClickException(str(error)) from None
     click.echo(
-        f"Customer {report.customer.public_id} ({stripe_id}): "
+        f"Customer {report.customer.public_id} ({stripe_id}): {len(report.cards)} cards, "
         f"{len(report.subscriptions)} subscriptions, {len(report.invoices)} invoices, "
         f"{len(report.refunds)} refunds applied."
     )

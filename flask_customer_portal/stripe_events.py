@@ -20,21 +20,21 @@ to one business, in the mode of the event's ``livemode``, at most once:
 
 from __future__ import annotations
 
-import importlib
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from types import ModuleType
 from typing import Any, Literal
 
 from flask import current_app
 from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 
+from . import stripe_cards as cards
 from . import stripe_sync as sync
 from .config import config_value
 from .errors import ConfigurationError, CustomerPortalError
 from .models import Business, WebhookEvent
+from .providers.stripe_sdk import sdk
 from .proxies import portal
 
 #: The provider name of Stripe's events in ``portal_webhook_events``.
@@ -61,34 +61,6 @@ class InvalidEvent(CustomerPortalError):
     """A delivery that is not a genuine, recent Stripe event: refused with 400."""
 
 
-def stripe_module() -> ModuleType:
-    """Return the ``stripe`` SDK, an optional extra of the portal.
-
-    :raises ConfigurationError: it is not installed (with the command that installs it).
-    """
-    try:
-        return importlib.import_module("stripe")
-    except ImportError:
-        raise ConfigurationError(
-            'the Stripe SDK is not installed: pip install "flask-customer-portal[stripe]"'
-        ) from None
-
-
-def stripe_client() -> Any:
-    """Return a ``stripe.StripeClient`` with the app's secret key (and API base, if set).
-
-    :raises ConfigurationError: ``CUSTOMER_PORTAL_STRIPE_SECRET_KEY`` is not set.
-    """
-    key = config_value("STRIPE_SECRET_KEY")
-    if not key:
-        raise ConfigurationError(
-            "CUSTOMER_PORTAL_STRIPE_SECRET_KEY is not set: copy the secret key "
-            "(sk_test_... or sk_live_...) from Stripe's dashboard"
-        )
-    base = config_value("STRIPE_API_BASE")
-    return stripe_module().StripeClient(key, base_addresses={"api": base} if base else None)
-
-
 def signing_secrets() -> list[str]:
     """Return the configured signing secrets of the webhook endpoints.
 
@@ -110,7 +82,7 @@ def verify(payload: bytes, header: str | None, secrets: Sequence[str]) -> dict[s
     :raises InvalidEvent: no signature, a wrong one, a timestamp more than
         :data:`TOLERANCE` seconds away, or a body that is not an event.
     """
-    stripe = stripe_module()
+    stripe = sdk()
     for secret in secrets:
         try:
             stripe.WebhookSignature.verify_header(payload, header, secret, TOLERANCE)
@@ -148,15 +120,15 @@ def handle(
     business: Business,
     event: Mapping[str, Any],
     *,
-    product_name: Callable[[str], str] | None = None,
+    client: Any = None,
 ) -> Handled:
     """Apply a verified Stripe event to ``business`` once; commit.
 
     The mode is the event's (``livemode``). A replayed event (same id)
     changes nothing. See the module's notes on what is recorded when.
 
-    :param product_name: looks a Stripe product's name up by its id, for the
-        subscriptions it starts (see :func:`.stripe_sync.subscription_terms`).
+    :param client: a ``stripe.StripeClient`` (or ``None``) to look up what an
+        event names by id only: a price's product, a customer's default card.
     :raises CustomerPortalError: the data API refused a change (its claim
         is given back: Stripe's retry applies it again).
     """
@@ -176,7 +148,7 @@ def handle(
         session.rollback()
         return Handled("duplicate", event_id, kind)
     try:
-        applied = _apply(business, mode, kind, event["data"]["object"], product_name)
+        applied = _apply(business, mode, kind, event["data"]["object"], client)
         session.commit()
     except Exception:
         session.rollback()
@@ -205,14 +177,18 @@ def _apply(
     mode: str,
     kind: str,
     data: Mapping[str, Any],
-    product_name: Callable[[str], str] | None,
+    client: Any,
 ) -> bool:
     if kind in ("invoice.paid", "invoice.payment_succeeded"):
         return sync.apply_paid_invoice(business, mode, data) is not None
     if kind == "invoice.payment_failed":
         return sync.apply_failed_invoice(business, mode, data) is not None
     if kind.startswith("customer.subscription.") and kind in HANDLED_EVENTS:
-        return sync.apply_subscription(business, mode, data, product_name=product_name) is not None
+        return sync.apply_subscription(business, mode, data, client=client) is not None
+    if kind == "payment_method.attached":
+        return cards.apply_attached_card(business, mode, data, client=client) is not None
+    if kind == "payment_method.detached":
+        return cards.apply_detached_card(business, mode, data) is not None
     if kind == "charge.refunded":
         return sync.apply_refunded_charge(business, mode, data) is not None
     return False

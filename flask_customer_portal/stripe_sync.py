@@ -7,23 +7,29 @@ portal's record and makes only the changes still missing, through the data
 API's calls (each commits and signals), so applying the same object twice
 changes nothing the second time, and a run that failed halfway is finished
 by the next one. Portal records are found by their ``external_id``: the
-Stripe id (``cus_...``, ``sub_...``, ``in_...``).
+Stripe id (``cus_...``, ``sub_...``, ``in_...``), which the data API writes
+in the same transaction as the record it creates.
 
 Stripe's subscription statuses map onto the portal's by :data:`STATUSES`.
+Where an object names another one by id (a price's product, a customer's
+default card), ``client`` (a ``stripe.StripeClient``, or ``None`` when the app
+has no secret key) looks it up.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any
 
 from sqlalchemy import func, select
 
 from .billing import record_payment, record_refund
 from .cancellation import cancel_subscription, undo_cancellation
-from .models import Business, Customer, Invoice, Payment, Refund, Subscription
+from .models import CURRENT_STATUSES, Business, Customer, Invoice, Payment, Refund, Subscription
+from .plans import change_plan
 from .proxies import portal, unit_of_work
+from .records import get_customer, get_invoice, get_subscription
 from .subscriptions import record_failed_renewal, record_renewal, start_subscription, transition
 
 #: Stripe's subscription status → the portal's.
@@ -42,7 +48,6 @@ STATUSES: dict[str, str] = {
 RENEWAL_FAILED = "The renewal payment failed at Stripe."
 
 Object = Mapping[str, Any]
-_Record = TypeVar("_Record", Customer, Subscription, Invoice, Payment)
 
 
 # -- Finding the portal's records -----------------------------------------------------------
@@ -55,27 +60,16 @@ def stripe_id(value: Any) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
-def _by_external_id(
-    model: type[_Record], business: Business, mode: str, external_id: Any
-) -> _Record | None:
-    found = stripe_id(external_id)
-    if found is None:
-        return None
-    return portal.session.scalar(
-        select(model).filter_by(business_id=business.id, mode=mode, external_id=found)
-    )
-
-
 def find_customer(business: Business, mode: str, customer: Any) -> Customer | None:
-    """Return the portal's customer of a Stripe customer (id or object), or ``None``."""
-    found: Customer | None = _by_external_id(Customer, business, mode, customer)
-    return found
+    """Return the portal's customer of a Stripe customer (id, object or ``None``), or ``None``."""
+    found = stripe_id(customer)
+    return None if found is None else get_customer(business, mode=mode, external_id=found)
 
 
 def find_subscription(business: Business, mode: str, subscription: Any) -> Subscription | None:
-    """Return the portal's subscription of a Stripe subscription (id or object), or ``None``."""
-    found: Subscription | None = _by_external_id(Subscription, business, mode, subscription)
-    return found
+    """Return the portal's subscription of a Stripe subscription (id, object or ``None``)."""
+    found = stripe_id(subscription)
+    return None if found is None else get_subscription(business, mode=mode, external_id=found)
 
 
 def _moment(value: Any) -> datetime | None:
@@ -97,28 +91,35 @@ def _price(data: Object) -> Object:
     return price
 
 
-def subscription_terms(
-    data: Object, product_name: Callable[[str], str] | None = None
-) -> dict[str, Any]:
+def _product_name(price: Object, client: Any) -> str | None:
+    # The product's name: expanded on the price, or asked of Stripe; None when unknown.
+    product = price.get("product")
+    if isinstance(product, Mapping):
+        return str(product.get("name") or "") or None
+    if isinstance(product, str) and product and client is not None:
+        return str(client.v1.products.retrieve(product).name or "") or None
+    return None
+
+
+def _unit_amount(price: Object) -> int | None:
+    # None for a price of no fixed amount per unit (tiered, metered).
+    amount = price.get("unit_amount", price.get("amount"))
+    return None if amount is None else int(amount)
+
+
+def subscription_terms(data: Object, client: Any = None) -> dict[str, Any]:
     """Return the portal's terms of a Stripe subscription: product, plan, price, interval...
 
-    :param product_name: looks a product's name up by its id (a call to
-        Stripe); without it, a product that is not expanded is named by the
-        plan's nickname, or else its id.
+    From its first item's price. Without ``client``, a product that is not
+    expanded is named by the plan's nickname, or else its id.
     """
     price = _price(data)
     recurring = price.get("recurring") or price
-    product = price.get("product")
-    if isinstance(product, Mapping):
-        name = product.get("name") or product.get("id")
-    elif isinstance(product, str) and product_name is not None:
-        name = product_name(product)
-    else:
-        name = price.get("nickname") or product
+    name = _product_name(price, client) or price.get("nickname") or stripe_id(price.get("product"))
     return {
         "product": str(name or "Subscription"),
         "plan": price.get("nickname") or "",
-        "price": int(price.get("unit_amount", price.get("amount")) or 0),
+        "price": _unit_amount(price) or 0,
         "currency": str(price.get("currency") or "usd").upper(),
         "interval": recurring.get("interval") or "month",
         "interval_count": int(recurring.get("interval_count") or 1),
@@ -135,18 +136,17 @@ def period_of(data: Object) -> tuple[datetime | None, datetime | None]:
 
 
 def apply_subscription(
-    business: Business,
-    mode: str,
-    data: Object,
-    *,
-    product_name: Callable[[str], str] | None = None,
+    business: Business, mode: str, data: Object, *, client: Any = None
 ) -> Subscription | None:
     """Create or bring up to date the portal's subscription of a Stripe subscription.
 
     A new one starts for its customer (found by external id; ``None`` when the
-    portal does not know the customer). An existing one takes Stripe's status
-    (:data:`STATUSES`) and ``cancel_at_period_end``. Its period moves with
-    the renewals, in :func:`apply_paid_invoice` and :func:`apply_failed_invoice`.
+    portal does not know the customer), with its Stripe id as external id. A
+    current one takes the plan, price and quantity of Stripe's first item
+    (:func:`~.plans.change_plan`; the product's name only when it can be
+    looked up), then Stripe's status (:data:`STATUSES`) and
+    ``cancel_at_period_end``. Its period moves with the renewals, in
+    :func:`apply_paid_invoice` and :func:`apply_failed_invoice`.
     """
     subscription = find_subscription(business, mode, data)
     status = STATUSES.get(str(data.get("status")), "pending")
@@ -154,28 +154,41 @@ def apply_subscription(
         customer = find_customer(business, mode, data.get("customer"))
         if customer is None:
             return None
-        subscription = _start(customer, data, status, product_name)
+        subscription = _start(customer, data, status, client)
         if subscription is None:
             return None
+    elif subscription.status in CURRENT_STATUSES:
+        _converge_terms(subscription, data, client)
     _converge_status(subscription, status, data)
     return subscription
 
 
-def _start(
-    customer: Customer, data: Object, status: str, product_name: Callable[[str], str] | None
-) -> Subscription | None:
+def _start(customer: Customer, data: Object, status: str, client: Any) -> Subscription | None:
     if status not in ("active", "pending", "on_hold"):
         return None  # it ended before the portal heard of it: nothing to show
     start, _ = period_of(data)
-    subscription = start_subscription(
+    return start_subscription(
         customer,
-        **subscription_terms(data, product_name),
+        **subscription_terms(data, client),
         status="active" if status == "on_hold" else status,
         start=start,
+        external_id=stripe_id(data),
     )
-    with unit_of_work():
-        subscription.external_id = stripe_id(data)
-    return subscription
+
+
+def _converge_terms(subscription: Subscription, data: Object, client: Any) -> None:
+    price = _price(data)
+    terms = subscription_terms(data, client)
+    unit_amount = _unit_amount(price)
+    change_plan(
+        subscription,
+        plan=terms["plan"],
+        price=subscription.price_amount if unit_amount is None else unit_amount,
+        product=_product_name(price, client),
+        interval=terms["interval"],
+        interval_count=terms["interval_count"],
+        quantity=terms["quantity"],
+    )
 
 
 def _converge_status(subscription: Subscription, status: str, data: Object) -> None:
@@ -233,23 +246,22 @@ def apply_paid_invoice(business: Business, mode: str, data: Object) -> Invoice |
     """Record a Stripe invoice paid: a renewal, or the payment of a failed renewal's invoice.
 
     A paid invoice for a period after the subscription's current one is its
-    renewal (:func:`~.subscriptions.record_renewal`, keyed by the invoice's id:
-    the portal's "Renews on" date moves to the invoice's period end). One whose
-    renewal failed before pays the open invoice that failure left, and the
-    subscription, on hold, becomes active again. Any other (the first invoice
+    renewal (:func:`~.subscriptions.record_renewal`, its invoice's external id
+    the Stripe invoice's: the portal's "Renews on" date moves to the invoice's
+    period end). One the portal has already, left open by a failed renewal,
+    is paid, and the subscription, on hold, becomes active again. Any other (the first invoice
     of a subscription, an invoice of no subscription) changes nothing.
     """
     subscription = _invoice_subscription(business, mode, data)
     invoice_id = stripe_id(data)
     if subscription is None or invoice_id is None:
         return None
-    failed = _payment_by_key(_failed_key(invoice_id))
-    if failed is not None and failed.invoice is not None:
-        return _pay_failed_renewal(subscription, failed.invoice, data)
+    known = get_invoice(business, mode=mode, external_id=invoice_id)
+    if known is not None:
+        return _pay_failed_renewal(subscription, known, data)
     period_end = _period_end(data)
     if period_end is None or period_end <= subscription.current_period_end:
-        seen = _payment_by_key(_paid_key(invoice_id))
-        return seen.invoice if seen is not None else None
+        return None
     return record_renewal(
         subscription,
         period_end=period_end,
@@ -258,6 +270,7 @@ def apply_paid_invoice(business: Business, mode: str, data: Object) -> Invoice |
         provider_reference=_reference(data),
         idempotency_key=_paid_key(invoice_id),
         at=_moment((data.get("status_transitions") or {}).get("paid_at")),
+        invoice_external_id=invoice_id,
     )
 
 
@@ -299,7 +312,7 @@ def _pay_failed_renewal(subscription: Subscription, invoice: Invoice, data: Obje
 def apply_failed_invoice(business: Business, mode: str, data: Object) -> Invoice | None:
     """Record a Stripe renewal whose payment failed: the portal's subscription goes on hold.
 
-    :func:`~.subscriptions.record_failed_renewal`, keyed by the invoice's id:
+    :func:`~.subscriptions.record_failed_renewal`, with the invoice's id as external id:
     Stripe's next attempts at the same invoice change nothing more. A failed
     first invoice (the period the subscription already has) changes nothing:
     the subscription's own events say what became of it.
@@ -308,9 +321,9 @@ def apply_failed_invoice(business: Business, mode: str, data: Object) -> Invoice
     invoice_id = stripe_id(data)
     if subscription is None or invoice_id is None:
         return None
-    seen = _payment_by_key(_failed_key(invoice_id))
+    seen = get_invoice(business, mode=mode, external_id=invoice_id)
     if seen is not None:
-        return seen.invoice
+        return seen
     period_end = _period_end(data)
     if period_end is None or period_end <= subscription.current_period_end:
         return None
@@ -321,6 +334,7 @@ def apply_failed_invoice(business: Business, mode: str, data: Object) -> Invoice
         provider_reference=_reference(data),
         idempotency_key=_failed_key(invoice_id),
         at=_moment(data.get("created")),
+        invoice_external_id=invoice_id,
     )
 
 

@@ -1,5 +1,7 @@
 """Stripe's side of the webhook tests: a real local HTTP server for the portal, signed events.
 
+Also what the webhook and sync tests set up at localstripe: plans, cards, renewal invoices.
+
 localstripe (tests/stripe_server.py) delivers the events it emits itself, signed
 with a registered endpoint's secret, to the portal running on a real local
 HTTP server in a thread (:func:`serve`). Events it does not emit are built
@@ -19,6 +21,7 @@ import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 import stripe
@@ -99,3 +102,69 @@ def signed(
     mac = hmac.new(secret.encode(), b"%d.%s" % (timestamp, payload), hashlib.sha256)
     header = f"t={timestamp},v1={mac.hexdigest()}"
     return payload, {"Stripe-Signature": header, "Content-Type": "application/json"}
+
+
+def stripe_plan(
+    client: stripe.StripeClient,
+    *,
+    amount: int = 2900,
+    interval: str = "month",
+    nickname: str = "Pro",
+    product: str = "Acme Cloud",
+) -> str:
+    """Create a plan (and its product) at localstripe; return its id."""
+    plan = client.v1.plans.create(
+        params={
+            "amount": amount,
+            "currency": "usd",
+            "interval": interval,
+            "nickname": nickname,
+            "product": {"name": product},
+        }
+    )
+    return plan.id
+
+
+def add_card(
+    client: stripe.StripeClient,
+    customer: str,
+    number: str = "4242424242424242",
+    *,
+    default: bool = True,
+) -> str:
+    """Attach a new card to a Stripe customer (the one it pays invoices with, by default)."""
+    method = client.v1.payment_methods.create(
+        params={
+            "type": "card",
+            "card": {"number": number, "exp_month": 12, "exp_year": 2034, "cvc": "123"},
+        }
+    )
+    client.v1.payment_methods.attach(method.id, params={"customer": customer})
+    if default:
+        client.v1.customers.update(
+            customer, params={"invoice_settings": {"default_payment_method": method.id}}
+        )
+    return method.id
+
+
+def renewal_invoice(
+    client: stripe.StripeClient, customer: str, subscription: str, ends: datetime
+) -> str:
+    """Open, at Stripe, the invoice of the subscription's next period (ending at ``ends``).
+
+    localstripe never moves a subscription's period: the next period comes on a line of its own.
+    """
+    starts = ends - timedelta(days=31)
+    client.v1.invoice_items.create(
+        params={
+            "customer": customer,
+            "subscription": subscription,
+            "amount": 2900,
+            "currency": "usd",
+            # localstripe's names for Stripe's period[start] and period[end]
+            "period_start": int(starts.timestamp()),
+            "period_end": int(ends.timestamp()),
+        }
+    )
+    invoice = client.v1.invoices.create(params={"customer": customer, "subscription": subscription})
+    return invoice.id

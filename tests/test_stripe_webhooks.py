@@ -21,14 +21,25 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy.orm import Session
 
+import flask_customer_portal as portal
 from flask_customer_portal import models as m
+from flask_customer_portal import signals
 from flask_customer_portal.formatting import date
 
-from .stripe_events import client_of, event, serve, signed, wait_for
+from .helpers import count, record_signals, signalled
+from .stripe_events import (
+    add_card,
+    client_of,
+    event,
+    renewal_invoice,
+    serve,
+    signed,
+    stripe_plan,
+    wait_for,
+)
 from .stripe_server import SECRET_KEY, StripeServer
 
 URL = "/portal/webhooks/stripe/acme"
-PAST = datetime.now(UTC) - timedelta(days=40)
 
 
 @pytest.fixture
@@ -42,51 +53,20 @@ def stripe_client(stripe_server: StripeServer) -> stripe.StripeClient:
 
 
 @pytest.fixture
-def stripe_customer(
-    stripe_client: stripe.StripeClient, session: Session, customer: m.Customer
-) -> str:
-    """Ana at Stripe, with a card that pays, linked to her portal record by its id."""
+def stripe_customer(stripe_client: stripe.StripeClient, customer: m.Customer) -> str:
+    """Ana at Stripe, with a card that pays (no event told the portal of it), linked to her
+    portal record by its id."""
     created = stripe_client.v1.customers.create(params={"email": customer.email, "name": "Ana"})
-    card = stripe_client.v1.payment_methods.create(
-        params={
-            "type": "card",
-            "card": {
-                "number": "4242424242424242",
-                "exp_month": 12,
-                "exp_year": 2034,
-                "cvc": "123",
-            },
-        }
-    )
-    stripe_client.v1.payment_methods.attach(card.id, params={"customer": created.id})
-    stripe_client.v1.customers.update(
-        created.id, params={"invoice_settings": {"default_payment_method": card.id}}
-    )
-    link(session, customer, created.id)
+    add_card(stripe_client, created.id)
+    portal.set_external_id(customer, created.id)
     return created.id
-
-
-def link(session: Session, record: Any, external_id: str) -> None:
-    record.external_id = external_id
-    session.commit()
-
-
-def stripe_plan(client: stripe.StripeClient) -> str:
-    plan = client.v1.plans.create(
-        params={
-            "amount": 2900,
-            "currency": "usd",
-            "interval": "month",
-            "nickname": "Pro",
-            "product": {"name": "Acme Cloud"},
-        }
-    )
-    return plan.id
 
 
 def portal_subscription(session: Session, external_id: str) -> m.Subscription | None:
     session.expire_all()
-    return session.scalar(sa.select(m.Subscription).filter_by(external_id=external_id))
+    business = portal.get_business("acme")
+    assert business is not None
+    return portal.get_subscription(business, mode="test", external_id=external_id)
 
 
 def post(client: FlaskClient, body: dict[str, Any], **options: Any) -> Any:
@@ -168,29 +148,6 @@ def test_a_renewal_paid_in_stripe_moves_the_renewal_date(
     assert date(old_end, "en") not in page
 
 
-def renewal_invoice(
-    client: stripe.StripeClient, customer: str, subscription: str, ends: datetime
-) -> str:
-    """Open, at Stripe, the invoice of the subscription's next period (ending at ``ends``).
-
-    localstripe never moves a subscription's period: the next period comes on a line of its own.
-    """
-    starts = ends - timedelta(days=31)
-    client.v1.invoice_items.create(
-        params={
-            "customer": customer,
-            "subscription": subscription,
-            "amount": 2900,
-            "currency": "usd",
-            # localstripe's names for Stripe's period[start] and period[end]
-            "period_start": int(starts.timestamp()),
-            "period_end": int(ends.timestamp()),
-        }
-    )
-    invoice = client.v1.invoices.create(params={"customer": customer, "subscription": subscription})
-    return invoice.id
-
-
 def test_a_subscription_cancelled_in_stripe_shows_as_cancelled(
     app: Flask,
     session: Session,
@@ -227,21 +184,7 @@ def test_a_renewal_that_fails_in_stripe_puts_the_subscription_on_hold(
     """invoice.payment_failed (from localstripe: the bank's check failed) records the failed
     renewal once: on hold, an open invoice for the next period; Stripe's next attempt at the
     same invoice adds nothing."""
-    declined = stripe_client.v1.payment_methods.create(
-        params={
-            "type": "card",
-            "card": {
-                "number": "4000002760003184",
-                "exp_month": 12,
-                "exp_year": 2034,
-                "cvc": "123",
-            },
-        }
-    )
-    stripe_client.v1.payment_methods.attach(declined.id, params={"customer": stripe_customer})
-    stripe_client.v1.customers.update(
-        stripe_customer, params={"invoice_settings": {"default_payment_method": declined.id}}
-    )
+    add_card(stripe_client, stripe_customer, "4000002760003184")
     subscription = portal_subscription(session, live_subscription.id)
     assert subscription is not None
     new_end = subscription.current_period_end + timedelta(days=31)
@@ -296,7 +239,7 @@ def test_a_forged_signature_is_refused_and_changes_nothing(
 ) -> None:
     """O1 (the signing secret from configuration): an event signed with another secret, or
     not signed, is refused with 400 and a JSON error; nothing is kept or changed."""
-    link(session, subscription, "sub_forged")
+    portal.set_external_id(subscription, "sub_forged")
     body = event("customer.subscription.deleted", {"id": "sub_forged", "status": "canceled"})
     before = state_of(session)
     forged = post(client, body, secret="whsec_guessed")
@@ -312,7 +255,7 @@ def test_a_stale_timestamp_is_refused(
 ) -> None:
     """A genuine signature more than 300 seconds old (a captured delivery played again) is
     refused with 400; one inside Stripe's tolerance is taken."""
-    link(session, subscription, "sub_stale")
+    portal.set_external_id(subscription, "sub_stale")
     body = event("customer.subscription.deleted", {"id": "sub_stale", "status": "canceled"})
     before = state_of(session)
     stale = post(client, body, at=int(time.time()) - 301)
@@ -328,7 +271,7 @@ def test_a_replayed_event_answers_200_and_changes_nothing(
 ) -> None:
     """D1 (one row per provider and event id): the same event delivered again is recognised
     and applied no second time."""
-    link(session, subscription, "sub_replayed")
+    portal.set_external_id(subscription, "sub_replayed")
     body = event("invoice.payment_failed", failed_invoice("sub_replayed", subscription))
     first = post(client, body)
     assert first.status_code == 200 and first.json["status"] == "applied"
@@ -410,7 +353,7 @@ def test_a_failed_renewal_paid_later_in_stripe_reactivates(
     """invoice.paid after invoice.payment_failed of the same invoice pays the open invoice
     the failure left, and the subscription is active again; a refund of the charge in
     Stripe (charge.refunded) is recorded once, however often it is delivered."""
-    link(session, subscription, "sub_retried")
+    portal.set_external_id(subscription, "sub_retried")
     invoice = failed_invoice("sub_retried", subscription)
     assert post(client, event("invoice.payment_failed", invoice)).json["status"] == "applied"
     paid = {**invoice, "status": "paid", "amount_paid": 2900, "charge": "ch_retried"}
@@ -440,7 +383,7 @@ def test_one_event_delivered_by_several_threads_at_once_is_applied_once(
 ) -> None:
     """D1 on PostgreSQL: eight deliveries of one event at once renew the subscription once;
     every one of them answers 200 (one applied, the others duplicates)."""
-    link(session, subscription, "sub_raced")
+    portal.set_external_id(subscription, "sub_raced")
     starts = int(subscription.current_period_end.timestamp())
     paid = {
         "id": "in_raced",
@@ -468,3 +411,109 @@ def test_one_event_delivered_by_several_threads_at_once_is_applied_once(
     session.refresh(subscription)
     assert subscription.current_period_end == datetime.fromtimestamp(starts + 31 * 86400, UTC)
     assert session.scalar(sa.select(sa.func.count()).select_from(m.Invoice)) == 1
+
+
+def subscriptions_page(client: FlaskClient) -> str:
+    return client.get("/portal/subscriptions").text
+
+
+def test_cards_attached_and_detached_in_stripe_show_on_the_subscriptions_page(
+    session: Session,
+    client: FlaskClient,
+    stripe_client: stripe.StripeClient,
+    stripe_customer: str,
+    live_subscription: Any,
+    signed_in: m.Customer,
+) -> None:
+    """payment_method.attached (built around localstripe's card) saves the card: the one
+    Stripe's customer pays invoices with becomes the default and the subscription's card;
+    another is kept beside it. payment_method.detached (no customer on it) forgets the card:
+    the subscription moves to the other one. P1: only brand, last four and expiry are kept."""
+    assert "Payment method: none yet." in subscriptions_page(client)
+    default = stripe_client.v1.customers.retrieve(stripe_customer).invoice_settings
+    paying = default.default_payment_method
+    other = add_card(stripe_client, stripe_customer, "4000056655665556", default=False)
+
+    def deliver(kind: str, method: str) -> str:
+        data = stripe_client.v1.payment_methods.retrieve(method).to_dict()
+        answer = post(client, event(kind, data))
+        assert answer.status_code == 200, answer.json
+        return str(answer.json["status"])
+
+    assert deliver("payment_method.attached", paying) == "applied"
+    assert deliver("payment_method.attached", other) == "applied"
+    page = subscriptions_page(client)
+    assert "Payment method: Visa ending in 4242" in page and "12/2034" in page
+    cards = portal.list_payment_methods(signed_in)
+    assert [(card.provider_token, card.last4, card.is_default) for card in cards] == [
+        (paying, "4242", True),
+        (other, "5556", False),
+    ]
+
+    stripe_client.v1.payment_methods.detach(paying)
+    assert deliver("payment_method.detached", paying) == "applied"
+    session.expire_all()
+    assert [card.last4 for card in portal.list_payment_methods(signed_in)] == ["5556"]
+    page = subscriptions_page(client)
+    assert "ending in 4242" not in page and "Payment method: Visa ending in 5556" in page
+    # Detached again (or a card the portal never saved): nothing to forget.
+    assert deliver("payment_method.detached", paying) == "ignored"
+
+
+def test_a_card_of_a_customer_the_portal_does_not_know_is_ignored(
+    session: Session, client: FlaskClient, stripe_client: stripe.StripeClient, business: m.Business
+) -> None:
+    """payment_method.attached for a Stripe customer linked to no portal customer saves
+    nothing (Z1: a card never lands on another customer)."""
+    stranger = stripe_client.v1.customers.create(params={"email": "zoe@example.com"})
+    method = add_card(stripe_client, stranger.id)
+    data = stripe_client.v1.payment_methods.retrieve(method).to_dict()
+    assert post(client, event("payment_method.attached", data)).json["status"] == "ignored"
+    assert count(session, m.PaymentMethod) == 0
+
+
+def test_a_plan_and_quantity_changed_in_stripe_show_on_the_subscriptions_page(
+    app: Flask,
+    session: Session,
+    client: FlaskClient,
+    stripe_client: stripe.StripeClient,
+    live_subscription: Any,
+    signed_in: m.Customer,
+) -> None:
+    """customer.subscription.updated (built around localstripe's subscription after the
+    change) moves the portal's subscription to the new product, plan, price, interval and
+    quantity; a later quantity change alone changes only the quantity. Each is signalled."""
+    stripe_id = live_subscription.id
+    bigger = stripe_plan(
+        stripe_client, amount=4900, interval="year", nickname="Business", product="Acme Cloud Plus"
+    )
+    item = live_subscription["items"]["data"][0]["id"]
+
+    def updated(**item_changes: Any) -> m.Subscription:
+        stripe_client.v1.subscriptions.update(
+            stripe_id, params={"items": [{"id": item, **item_changes}]}
+        )
+        current = stripe_client.v1.subscriptions.retrieve(stripe_id).to_dict()
+        answer = post(client, event("customer.subscription.updated", current))
+        assert answer.status_code == 200, answer.json
+        found = portal_subscription(session, stripe_id)
+        assert found is not None
+        return found
+
+    with record_signals(app, {"changed": signals.subscription_changed}) as sent:
+        moved = updated(plan=bigger, quantity=3)
+    assert (moved.product, moved.plan, moved.price_amount, moved.quantity) == (
+        "Acme Cloud Plus",
+        "Business",
+        4900,
+        3,
+    )
+    assert (moved.interval, moved.interval_count, moved.status) == ("year", 1, "active")
+    [change] = signalled(sent, "changed")
+    assert change["changes"]["quantity"] == (1, 3) and change["changes"]["price"] == (2900, 4900)
+    page = subscriptions_page(client)
+    assert "Acme Cloud Plus" in page and "Business" in page and "3 × $49.00" in page
+
+    assert updated(plan=bigger, quantity=1).quantity == 1
+    page = subscriptions_page(client)
+    assert "3 × $49.00" not in page and "$49.00 every year" in page

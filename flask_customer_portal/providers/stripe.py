@@ -20,6 +20,7 @@ searches.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
@@ -30,6 +31,7 @@ from ..config import stripe_key_mode
 from ..db import utcnow
 from ..urls import external_url
 from .base import ChargeResult, ProviderError, SavedCard
+from .stripe_sdk import new_client, sdk
 from .test import AUTHENTICATION_FAILED, CANCELLED, FAILURE_REASONS, NOT_AVAILABLE, with_query
 
 #: Where Stripe.js is loaded from by default.
@@ -53,9 +55,8 @@ _DECLINES = {
 }
 DECLINED = FAILURE_REASONS["declined"]
 PAGES = "customer_portal_stripe"
-NOT_INSTALLED = (
-    'the Stripe provider needs the stripe extra: pip install "flask-customer-portal[stripe]"'
-)
+#: How many customers' Stripe ids a provider remembers (the least recently used go first).
+KNOWN_CUSTOMERS = 1024
 
 
 def origin(url: str) -> str:
@@ -85,7 +86,7 @@ class StripeProvider:
     :param js_url: where the pages load Stripe.js from.
     :param api_base: Stripe's API address (another only for a local fake such as localstripe).
     :raises ValueError: a key is malformed, or the two keys are of different modes.
-    :raises RuntimeError: the ``stripe`` extra is not installed.
+    :raises ConfigurationError: the ``stripe`` extra is not installed.
     """
 
     def __init__(
@@ -96,10 +97,7 @@ class StripeProvider:
         js_url: str = STRIPE_JS_URL,
         api_base: str | None = None,
     ) -> None:
-        try:
-            import stripe
-        except ImportError:
-            raise RuntimeError(NOT_INSTALLED) from None
+        stripe = sdk()
         mode = stripe_key_mode(secret_key)
         if mode is None:
             raise ValueError("the Stripe secret key must start with sk_test_ or sk_live_")
@@ -110,13 +108,8 @@ class StripeProvider:
         self.js_url = js_url
         self.api_base = api_base or STRIPE_API_URL
         self._stripe = stripe
-        self._client = stripe.StripeClient(
-            secret_key,
-            base_addresses={"api": self.api_base},
-            max_network_retries=2,
-            http_client=stripe.new_default_http_client(timeout=30),
-        )
-        self._customers: dict[str, str] = {}
+        self._client = new_client(secret_key, api_base=self.api_base)
+        self._customers: OrderedDict[str, str] = OrderedDict()
 
     @property
     def origins(self) -> dict[str, list[str]]:
@@ -154,9 +147,10 @@ class StripeProvider:
         portal's public id, which looks alike) names the Stripe customer whose
         metadata ``portal_customer_ref`` holds it. The portal stores the id
         returned in the customer's ``external_id`` (the optional method of the
-        protocol). What is learnt is kept for the life of the provider.
+        protocol). The last :data:`KNOWN_CUSTOMERS` answers are remembered.
         """
         if customer_ref in self._customers:
+            self._customers.move_to_end(customer_ref)
             return self._customers[customer_ref]
         own = self._retrieve(self._client.v1.customers, customer_ref, "cus_")
         if own is not None and not getattr(own, "deleted", False):
@@ -174,6 +168,8 @@ class StripeProvider:
             )
             found = str(created.id)
         self._customers[customer_ref] = found
+        if len(self._customers) > KNOWN_CUSTOMERS:
+            self._customers.popitem(last=False)
         return found
 
     def _find_customer(self, ref: str, email: str) -> str | None:

@@ -11,7 +11,7 @@ JSON in the HTTP API's one shape; see ``docs/stripe-webhooks.md``.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
 from flask_limiter.util import get_remote_address
@@ -22,6 +22,7 @@ from ..api import json_blueprint
 from ..businesses import get_business
 from ..config import config_value
 from ..errors import InvalidTransition, ValidationError
+from ..providers.stripe_config import client_from_config
 from ..state import PortalState
 from .guard import cap_body
 
@@ -71,7 +72,7 @@ def stripe_webhook(business_id: str) -> Response:
     except stripe_events.InvalidEvent as error:
         raise BadRequest(str(error)) from None
     try:
-        handled = stripe_events.handle(business, event, product_name=_product_name())
+        handled = stripe_events.handle(business, event, client=_client())
     except (ValidationError, InvalidTransition) as error:
         # The event disagrees with the portal's records now (often: an event of the
         # same object delivered out of order); Stripe delivers it again later.
@@ -79,9 +80,6 @@ def stripe_webhook(business_id: str) -> Response:
     return jsonify(received=True, event=handled.event_id, status=handled.status)
 
 
-def _product_name() -> Callable[[str], str] | None:
-    # Product names come from Stripe's API when the portal has a key to call it.
-    if not config_value("STRIPE_SECRET_KEY"):
-        return None
-    client = stripe_events.stripe_client()
-    return lambda product_id: str(client.v1.products.retrieve(product_id).name)
+def _client() -> Any:
+    # What an event names by id only is looked up when the portal has a key to call Stripe.
+    return client_from_config() if config_value("STRIPE_SECRET_KEY") else None
