@@ -116,13 +116,16 @@ def _match(scope: dict[str, Any], address: str, external: str | None) -> Custome
         if customer is not None:
             return customer
     customer = session.scalar(select(Customer).filter_by(**scope, email=address))
-    if customer is not None and external is not None and customer.external_id is not None:
+    # The customer with the email may have this very external id: another request
+    # gave it the email since the look-up by external id above.
+    theirs = customer.external_id if customer is not None else None
+    if external is not None and theirs not in (None, external):
         raise ValidationError(
             "external_id",
             "external_id_conflict",
             "differs from the external id of the customer with this email "
-            f"({customer.external_id!r}); change that with set_external_id first",
-            current=customer.external_id,
+            f"({theirs!r}); change that with set_external_id first",
+            current=theirs,
         )
     return customer
 

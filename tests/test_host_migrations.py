@@ -7,6 +7,7 @@ migrated tables: Alembic compares the host's models with that database, as
 
 from __future__ import annotations
 
+import logging.config
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -96,9 +97,13 @@ def test_autogenerate_proposes_the_hosts_changes_only(shop: tuple[Flask, SQLAlch
 # Flask-Migrate's generated env.py tries Flask-SQLAlchemy's deprecated get_engine first.
 @pytest.mark.filterwarnings("ignore:'get_engine' is deprecated:DeprecationWarning")
 def test_flask_migrate_passes_the_filters_to_alembic(
-    shop: tuple[Flask, SQLAlchemy], tmp_path: Path
+    shop: tuple[Flask, SQLAlchemy], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The host's real ``flask db migrate`` writes a revision of its own table only."""
+    # The env.py that `init` writes loads alembic.ini's logging set-up, which
+    # disables every logger that exists: the later tests reading the app's log
+    # would hear nothing. This process keeps the suite's logging.
+    monkeypatch.setattr(logging.config, "fileConfig", lambda *args, **kwargs: None)
     app, db = shop
     directory = str(tmp_path / "migrations")
     flask_migrate.Migrate(app, db, directory=directory, **FILTERS)
