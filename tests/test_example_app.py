@@ -7,6 +7,7 @@ import shutil
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 from flask import Flask
@@ -17,6 +18,7 @@ from example_app import create_app
 from example_app.models import db
 from flask_customer_portal import (
     ConfigurationError,
+    cards,
     create_portal_session,
     get_business,
     list_payment_methods,
@@ -27,6 +29,7 @@ from flask_customer_portal.models import Customer, Invoice, LicenseKey, Subscrip
 
 from .conftest import IsolatedClient, csrf_token, open_link
 from .helpers import form_token
+from .stripe_server import StripeServer
 
 PASSWORD = "correct horse battery staple"
 SITE = "http://127.0.0.1:5000"
@@ -433,3 +436,27 @@ def test_the_store_wraps_the_portal_in_its_layout_and_overrides_a_page(
     ).text
     assert "Acme's support answers within one working day" in sent
     assert "a link is on its way" in sent
+
+
+def test_the_store_runs_on_stripe_with_the_two_variables_of_its_guide(
+    seeded: Flask, monkeypatch: pytest.MonkeyPatch, stripe_server: StripeServer
+) -> None:
+    """docs/example-store.md, "Run it on Stripe": the store's FLASK_* variables make Stripe
+    the test mode's provider, so bruno's "Add a card" opens the Stripe.js page for his
+    Stripe customer (localstripe stands in for Stripe: the API and Stripe.js addresses)."""
+    settings = stripe_server.settings()
+    for name in ("SECRET_KEY", "PUBLISHABLE_KEY", "API_BASE", "JS_URL"):
+        key = f"CUSTOMER_PORTAL_STRIPE_{name}"
+        monkeypatch.setenv(f"FLASK_{key}", settings[key])
+    monkeypatch.setenv("FLASK_TESTING", "true")
+    monkeypatch.setenv("FLASK_SECRET_KEY", '"test"')
+    monkeypatch.setenv("FLASK_SQLALCHEMY_DATABASE_URI", seeded.config["SQLALCHEMY_DATABASE_URI"])
+    store = create_app()
+    with store.app_context():
+        bruno = customer("bruno@example.com")
+        url = cards.begin_card_setup(bruno, return_url=f"{SITE}/portal/payment-method")
+        page = store.test_client().get(urlsplit(url).path)
+        assert page.status_code == 200
+        assert f'<script src="{stripe_server.js_url}"' in page.text
+        assert bruno.external_id is not None and bruno.external_id.startswith("cus_")
+        db.engine.dispose()
