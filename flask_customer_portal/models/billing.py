@@ -364,6 +364,14 @@ class Payment(Base):
             sqlite_where=text(one_of("status", IN_FLIGHT)),
             postgresql_where=text(one_of("status", IN_FLIGHT)),
         ),
+        # P2: an invoice too (a one-off invoice has no subscription).
+        Index(
+            "ix_portal_payments_one_open_invoice_attempt",
+            "invoice_id",
+            unique=True,
+            sqlite_where=text(one_of("status", IN_FLIGHT)),
+            postgresql_where=text(one_of("status", IN_FLIGHT)),
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
