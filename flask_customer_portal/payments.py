@@ -15,6 +15,7 @@ payment attempt must be committed before the provider is called.
 from __future__ import annotations
 
 from collections.abc import Callable
+
 from flask import current_app
 from flask_babel import force_locale
 from sqlalchemy import or_, select, update

@@ -284,7 +284,7 @@ def _pay_open_invoice(payment: Payment, now: datetime) -> None:
     if not paid:
         # Voided (or paid otherwise) while the charge was in flight.
         current_app.logger.warning(
-            "payment %s succeeded after its invoice stopped being open: refund it if it is not owed",
+            "payment %s succeeded after its invoice was closed: refund it if it is not owed",
             payment.public_id,
         )
 

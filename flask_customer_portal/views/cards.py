@@ -86,7 +86,7 @@ def remove(method_id: str) -> Any:
 
 
 def new_card() -> Any:
-    """Send the customer to the provider's card page; it sends them back to :func:`saved_card_added`.
+    """Send the customer to the provider's card page, which sends them back to the portal.
 
     From an invoice's payment page (the form's ``invoice``), they come back to it.
     """
