@@ -7,12 +7,11 @@ pages included, with their CSRF tokens (P1, P2, P3, T12, Z1, C1).
 from __future__ import annotations
 
 import re
-
 from datetime import timedelta
 
 import pytest
-import time_machine
 import sqlalchemy as sa
+import time_machine
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy.orm import Session

@@ -10,9 +10,9 @@ import sqlalchemy as sa
 from flask import Flask
 from sqlalchemy.orm import Session
 
-from flask_customer_portal import models as m
 import flask_customer_portal as portal
 from flask_customer_portal import invoice_payments, payments, signals
+from flask_customer_portal import models as m
 from flask_customer_portal.errors import ValidationError
 from flask_customer_portal.providers import TestProvider
 
