@@ -254,3 +254,46 @@ def test_0006_gives_existing_records_their_customers_scope_and_external_ids(
                 assert not {"external_id", "metadata", "mode"} & columns, table
             assert "portal_webhook_events" not in _portal_tables(engine)
             assert connection.scalar(sa.text("SELECT count(*) FROM portal_payments")) == 2
+
+
+def test_0007_allows_one_payment_in_flight_per_invoice(
+    empty_database_url: str, app_factory: Callable[..., Flask]
+) -> None:
+    """P2: from 0007 an invoice has at most one payment in flight, whatever races; the
+    payments made before stay, and the way down keeps them."""
+    app = app_factory(empty_database_url)
+    engine = app.extensions["customer_portal"].engine
+    payment = (
+        "INSERT INTO portal_payments (id, public_id, customer_id, business_id, mode, invoice_id, "
+        "amount, currency, status, metadata, created_at, updated_at) VALUES ({n}, 'py_{n}', 1, "
+        "1, 'test', 1, 2900, 'USD', '{status}', '{{}}', '2026-11-02', '2026-11-02')"
+    )
+    rows = [
+        "INSERT INTO portal_businesses (id, public_id, name, default_locale, invoice_prefix, "
+        "invoice_counter_live, invoice_counter_test, cancel_at_period_end, cancel_now, "
+        "created_at) VALUES (1, 'acme', 'Acme', 'en', 'ACME', 0, 0, true, true, '2026-11-01')",
+        "INSERT INTO portal_customers (id, public_id, business_id, mode, email, name, metadata, "
+        "created_at, updated_at) VALUES (1, 'cus_1', 1, 'test', 'c@example.com', 'C1', '{}', "
+        "'2026-11-01', '2026-11-01')",
+        "INSERT INTO portal_invoices (id, public_id, business_id, mode, customer_id, number, "
+        "status, currency, subtotal, tax, total, issued_at, business_snapshot, "
+        "customer_snapshot, metadata, created_at) VALUES (1, 'in_1', 1, 'test', 1, 'ACME-1', "
+        "'open', 'USD', 2900, 0, 2900, '2026-11-01', '{}', '{}', '{}', '2026-11-01')",
+        payment.format(n=1, status="failed"),
+        payment.format(n=2, status="pending"),
+    ]
+    with app.app_context():
+        migrate.upgrade("0006")
+        with engine.begin() as connection:
+            for row in rows:
+                connection.execute(sa.text(row))
+        migrate.upgrade("0007")
+        with pytest.raises(sa.exc.IntegrityError), engine.begin() as connection:
+            connection.execute(sa.text(payment.format(n=3, status="requires_action")))
+        with engine.begin() as connection:  # a failed one more is no payment in flight
+            connection.execute(sa.text(payment.format(n=4, status="failed")))
+        portal_state.session.close()
+        migrate.downgrade("0006")
+        with engine.begin() as connection:
+            connection.execute(sa.text(payment.format(n=3, status="requires_action")))
+            assert connection.scalar(sa.text("SELECT count(*) FROM portal_payments")) == 4
