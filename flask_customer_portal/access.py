@@ -57,7 +57,7 @@ def create_portal_session(
     next_path = None
     if flow is not None or subscription_id is not None or invoice_id is not None:
         next_path = deep_links.flow_path(
-            customer, flow or "", subscription_id=subscription_id, invoice_id=invoice_id
+            customer, flow, subscription_id=subscription_id, invoice_id=invoice_id
         )
     with unit_of_work():
         link = links.new_link(

@@ -34,7 +34,7 @@ MAX_PATH = 2000
 
 def flow_path(
     customer: Customer,
-    flow: str,
+    flow: str | None,
     *,
     subscription_id: str | None = None,
     invoice_id: str | None = None,
@@ -45,6 +45,8 @@ def flow_path(
         is missing, or names no record of ``customer`` (the same answer whether it
         is unknown or someone else's, Z1); or the other id is given.
     """
+    if flow is None:
+        raise ValidationError("flow", "required", "is required with subscription_id or invoice_id")
     if flow not in FLOWS:
         raise ValidationError("flow", "invalid_choice", "must be one of " + ", ".join(FLOWS))
     endpoint, needed = FLOWS[flow]
@@ -74,12 +76,12 @@ def check_next_path(path: str) -> str:
 
     Only a path of the portal's own: it starts with ``URL_PREFIX`` and ``/``, has
     no scheme, host, backslash, control character, or ``.``/``..`` segment (even
-    percent-encoded, as browsers read them). A query string may follow.
+    percent-encoded, as browsers read them). A query and a fragment may follow.
     """
     refused = ValidationError("next_path", "invalid_path", "is not a path of the portal")
     if not isinstance(path, str) or not 0 < len(path) <= MAX_PATH or not path.isprintable():
         raise refused
-    if "\\" in path or path.startswith("//") or "#" in path:
+    if "\\" in path or path.startswith("//"):
         raise refused
     try:
         parts = urlsplit(path)
