@@ -60,7 +60,7 @@ def customer_required(view: Callable[..., Any]) -> Callable[..., Any]:
             home = session.get(SESSION_HOME)
             session.pop(SESSION_TOKEN, None)
             params: dict[str, Any] = {}
-            if request.method == "GET":
+            if request.method == "GET" and request.endpoint != "customer_portal.overview":
                 params["next"] = request.full_path if request.query_string else request.path
             if isinstance(home, list) and len(home) == 2:
                 business_id, mode = home
