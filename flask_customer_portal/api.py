@@ -318,7 +318,7 @@ def _session_options(
         except ValidationError as error:
             errors["return_url"] = [error.message]
     flow = values.get("flow")
-    if flow is not None and flow not in FLOWS:
+    if flow is not None and (not isinstance(flow, str) or flow not in FLOWS):
         errors["flow"] = ["must be one of " + ", ".join(FLOWS)]
     targets = {name: values.get(name) for name in TARGETS}
     for name, value in targets.items():
