@@ -318,13 +318,19 @@ def _session_options(
         except ValidationError as error:
             errors["return_url"] = [error.message]
     flow = values.get("flow")
-    if flow is not None and (not isinstance(flow, str) or flow not in FLOWS):
+    if "flow" in values and (not isinstance(flow, str) or flow not in FLOWS):
         errors["flow"] = ["must be one of " + ", ".join(FLOWS)]
     targets = {name: values.get(name) for name in TARGETS}
     for name, value in targets.items():
-        if value is not None and (not isinstance(value, str) or not 0 < len(value) <= 64):
+        if name in values and (not isinstance(value, str) or not 0 < len(value) <= 64):
             errors[name] = ["must be a string of 1 to 64 characters"]
-    return {"send_email": send_email, "return_url": return_url, "flow": flow, **targets}
+    options: dict[str, Any] = {"send_email": send_email, "return_url": return_url}
+    if isinstance(flow, str) and flow in FLOWS:
+        # Only the id the flow opens is read: the other (and both, without a flow) is
+        # left alone, so a request the document calls valid is never refused for it.
+        needed = FLOWS[flow][1]
+        options.update(flow=flow, **{needed: targets[needed]})
+    return options
 
 
 def _rate_limit_key() -> str:

@@ -157,13 +157,19 @@ DEEP_LINK_PROPERTIES: dict[str, dict[str, Any]] = {
         "type": "string",
         "minLength": 1,
         "maxLength": 64,
-        "description": "The public id of one of the customer's subscriptions (sub_...).",
+        "description": (
+            "The public id of one of the customer's subscriptions (sub_...), for every "
+            "flow but pay_invoice; read only with such a flow."
+        ),
     },
     "invoice_id": {
         "type": "string",
         "minLength": 1,
         "maxLength": 64,
-        "description": "The public id of one of the customer's invoices (in_...).",
+        "description": (
+            "The public id of one of the customer's invoices (in_...), for pay_invoice; "
+            "read only with that flow."
+        ),
     },
 }
 
