@@ -297,3 +297,38 @@ def test_0007_allows_one_payment_in_flight_per_invoice(
         with engine.begin() as connection:
             connection.execute(sa.text(payment.format(n=3, status="requires_action")))
             assert connection.scalar(sa.text("SELECT count(*) FROM portal_payments")) == 4
+
+
+def test_0008_keeps_the_links_in_use_and_downgrades_back(
+    empty_database_url: str, app_factory: Callable[..., Flask]
+) -> None:
+    """T3, V1: links made before 0008 still open (they open the overview: no next page); the
+    way down keeps them."""
+    app = app_factory(empty_database_url)
+    engine = app.extensions["customer_portal"].engine
+    rows = [
+        "INSERT INTO portal_businesses (id, public_id, name, default_locale, invoice_prefix, "
+        "invoice_counter_live, invoice_counter_test, cancel_at_period_end, cancel_now, "
+        "created_at) VALUES (1, 'acme', 'Acme', 'en', 'ACME', 0, 0, true, true, '2026-11-01')",
+        "INSERT INTO portal_customers (id, public_id, business_id, mode, email, name, "
+        "created_at, updated_at) VALUES (1, 'cus_1', 1, 'test', 'c@example.com', 'C', "
+        "'2026-11-01', '2026-11-01')",
+        "INSERT INTO portal_login_links (id, token_hash, purpose, business_id, mode, "
+        "customer_id, created_at, expires_at) VALUES (1, 'h1', 'email_login', 1, 'test', 1, "
+        "'2026-11-01', '2026-11-02')",
+    ]
+    with app.app_context():
+        migrate.upgrade("0007")
+        with engine.begin() as connection:
+            for row in rows:
+                connection.execute(sa.text(row))
+        migrate.upgrade("0008")
+        with engine.connect() as connection:
+            assert connection.execute(
+                sa.text("SELECT token_hash, next_path FROM portal_login_links")
+            ).all() == [("h1", None)]
+        migrate.downgrade("0007")
+        with engine.connect() as connection:
+            columns = {c["name"] for c in sa.inspect(connection).get_columns("portal_login_links")}
+            assert "next_path" not in columns
+            assert connection.scalar(sa.text("SELECT token_hash FROM portal_login_links")) == "h1"

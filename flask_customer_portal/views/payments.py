@@ -28,6 +28,7 @@ from ..settlement import PaymentOutcome, settle_payment, settle_pending
 from ..urls import external_url
 from .auth import customer_required, login_url, signed_in_customer, signed_in_recently
 from .cards import UNREACHABLE, card_words
+from .flows import action_done
 from .guard import FLASH, or_404
 from .messages import error_message
 from .subscriptions import customer_subscription
@@ -178,20 +179,30 @@ def payment_return(payment_id: str) -> Any:
     # Only the portal's own attempts are settled; a payment the merchant recorded is as it is.
     if payment.status in IN_FLIGHT and payment.payment_method_id is not None:
         settle_payment(payment)
-    return redirect(url_for("customer_portal.payment", payment_id=payment.public_id), 303)
+    return _payment_done(payment)
+
+
+def _payment_done(payment: Payment) -> Any:
+    # Paid: the action a deep link opened is done (on the subscription's payment-method
+    # page, whether the bank asked for a confirmation on the way or not).
+    result = url_for("customer_portal.payment", payment_id=payment.public_id)
+    if payment.status != "succeeded" or payment.subscription is None:
+        return redirect(result, 303)
+    page = url_for(
+        "customer_portal.payment_method", subscription_id=payment.subscription.public_id
+    ).removeprefix(request.script_root)
+    message = gettext("Paid. %(name)s is active again.", name=payment.subscription.name)
+    return action_done(page, result, message, fallback_shows=False)
 
 
 def _after(outcome: PaymentOutcome, method: PaymentMethod, subscription: Subscription) -> Any:
     if outcome.status == "updated":
-        flash(
-            gettext(
-                "%(name)s will now be charged to %(card)s.",
-                name=subscription.name,
-                card=card_words(method),
-            ),
-            FLASH,
+        message = gettext(
+            "%(name)s will now be charged to %(card)s.",
+            name=subscription.name,
+            card=card_words(method),
         )
-        return redirect(url_for("customer_portal.subscriptions"), 303)
+        return action_done(request.path, url_for("customer_portal.subscriptions"), message)
     if outcome.status == "failed":
         reason = translated(outcome.failure_reason) or gettext("The payment did not go through.")
         error = gettext(
@@ -208,7 +219,7 @@ def to_payment(outcome: PaymentOutcome) -> Any:
     if outcome.status == "requires_action" and outcome.action_url:
         return redirect(outcome.action_url, 303)
     assert outcome.payment is not None
-    return redirect(url_for("customer_portal.payment", payment_id=outcome.payment.public_id), 303)
+    return _payment_done(outcome.payment)
 
 
 def _edit_page(
