@@ -337,6 +337,7 @@ def test_someone_elses_invoice_is_not_found(
 
 
 def test_the_pages_need_a_signed_in_customer(client: FlaskClient, customer: m.Customer) -> None:
+    """Z1: signed out, each billing page shows nothing of the invoice and leads to sign-in."""
     invoice = portal.issue_invoice(customer, [LINE], currency="USD")
     for url in (
         BILLING,
@@ -344,7 +345,8 @@ def test_the_pages_need_a_signed_in_customer(client: FlaskClient, customer: m.Cu
         f"{BILLING}/invoices/{invoice.public_id}.pdf",
     ):
         response = client.get(url)
-        assert response.status_code == 401 and invoice.number not in response.text
+        assert response.status_code == 302 and invoice.number not in response.text
+        assert "/login" in response.location
 
 
 def test_text_saved_by_anyone_renders_escaped(

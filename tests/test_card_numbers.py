@@ -21,6 +21,7 @@ from flask_customer_portal.errors import ValidationError
 from flask_customer_portal.providers import SavedCard
 
 from .conftest import csrf_token, sign_in_with_link
+from .helpers import SUCCEEDS, add_card
 
 #: Luhn-valid numbers, written the ways people paste them (Visa, Amex, Discover, Mastercard).
 CARD_NUMBERS = (
@@ -124,6 +125,7 @@ def ana_on_hold(client: FlaskClient, customer: m.Customer) -> dict[str, str]:
         customer, product="Acme Cloud", plan="Pro", price=2900, currency="USD"
     )
     invoice = portal.record_failed_renewal(subscription, reason="Your card was declined.")
+    card = add_card(customer, SUCCEEDS)
     sign_in_with_link(client, customer)
     return {
         "business_id": customer.business.public_id,
@@ -131,6 +133,7 @@ def ana_on_hold(client: FlaskClient, customer: m.Customer) -> dict[str, str]:
         "subscription_id": subscription.public_id,
         "invoice_id": invoice.public_id,
         "payment_id": "py_" + "0" * 20,
+        "method_id": card.public_id,
     }
 
 

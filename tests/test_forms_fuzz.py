@@ -150,6 +150,9 @@ def test_no_form_input_breaks_a_page_or_writes_half(
     )
     put_on_hold(subscription)
     card = add_card(customer, SUCCEEDS)
+    one_off = portal.issue_invoice(
+        customer, [{"description": "Setup", "unit_amount": 4900}], currency="USD"
+    )
     setup_id = token_of(cards.begin_card_setup(customer, return_url=EXTERNAL_URL + "/back"))
     provider_of(app).save_card(setup_id, number=SUCCEEDS, expiry="12/34", cvc="123")
     sign_in = links.new_link(customer, "portal_session")
@@ -195,6 +198,8 @@ def test_no_form_input_breaks_a_page_or_writes_half(
         "subscription_id": data.draw(
             mostly(subscription.public_id, "sub_" + "0" * 20), label="subscription"
         ),
+        "invoice_id": data.draw(mostly(one_off.public_id, "in_" + "0" * 20), label="invoice"),
+        "method_id": data.draw(mostly(card.public_id, "pm_" + "0" * 20), label="card"),
     }
     tokens = {
         "open_link": data.draw(mostly(token_of(sign_in.url), "t" * 43, "a.b.c"), label="link"),

@@ -188,7 +188,7 @@ def test_create_portal_session_mails_a_link_of_its_own_that_works_once(
 
     row = only_row(app)
     assert (row.kind, row.recipient, row.status) == ("portal_link", "ana@example.com", "pending")
-    assert row.params == {"customer_id": customer.id, "return_url": None}
+    assert row.params == {"customer_id": customer.id, "return_url": None, "next_path": None}
 
     assert send_due(app) == (1, 0)
 
