@@ -9,14 +9,13 @@ fails the test, with the rule and the elements it found.
 from __future__ import annotations
 
 import re
-from datetime import date
 from typing import Any
 
 import pytest
 
 from ..conftest import IN_CI
 from ..smtp import link_in, wait_until
-from .conftest import Store, choose_language, sign_in
+from .conftest import Store, choose_language, enter_card, sign_in
 from .test_self_service_journeys import one_off_invoice
 
 try:
@@ -169,11 +168,7 @@ def test_payment_pages(store: Store, page: Any) -> None:
     page.get_by_role("button", name="Save card").click()
     page.get_by_role("alert").wait_for()
     audit.check("card page with errors")
-    page.get_by_label("Card number").fill("4000 0027 6000 3184")
-    page.get_by_label("Expiry date").fill(f"12/{(date.today().year + 3) % 100:02d}")
-    page.get_by_label("CVC").fill("123")
-    page.get_by_role("button", name="Save card").click()
-    page.get_by_role("button", name="Save this card").wait_for()
+    enter_card(page, "4000 0027 6000 3184")
     audit.check("card added, back at the portal")
     page.get_by_role("button", name="Save this card").click()
     page.get_by_role("button", name=re.compile("^Confirm changes")).click()
@@ -202,11 +197,7 @@ def test_self_service_pages(store: Store, page: Any) -> None:
     page.get_by_role("alert").wait_for()
     audit.check("payment methods, the only card refused")
     page.get_by_role("button", name="Add a new card").click()
-    page.get_by_label("Card number").fill("4000 0027 6000 3184")
-    page.get_by_label("Expiry date").fill(f"12/{(date.today().year + 3) % 100:02d}")
-    page.get_by_label("CVC").fill("123")
-    page.get_by_role("button", name="Save card").click()
-    page.get_by_role("button", name="Save this card").wait_for()
+    enter_card(page, "4000 0027 6000 3184")
     audit.check("saved card, back at the portal")
     page.get_by_role("button", name="Save this card").click()
     page.get_by_text("Card Visa ending in 3184 added.").wait_for()
