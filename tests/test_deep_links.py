@@ -211,6 +211,64 @@ def test_paying_an_on_hold_subscription_from_a_deep_link_returns_to_return_url(
     assert subscription.status == "active"
 
 
+def _pay_with_saved_card(client: FlaskClient, path: str, card: m.PaymentMethod) -> str:
+    """Confirm the payment form at ``path`` with ``card``; return where the answer leads."""
+    form = client.get(path).text
+    key = re.search(r'name="idempotency_key" value="([^"]+)"', form)
+    assert key is not None
+    data = {"csrf_token": csrf_token(form), "payment_method": card.public_id}
+    paid = client.post(path, data={**data, "idempotency_key": key.group(1)})
+    assert paid.status_code == 303, paid.text
+    return str(paid.headers["Location"])
+
+
+@pytest.mark.parametrize("number", ["4242424242424242", "4000002760003184"])
+def test_paying_a_one_off_invoice_from_a_deep_link_returns_to_return_url(
+    client: FlaskClient, session: Session, customer: m.Customer, number: str
+) -> None:
+    """P3, T12, Z1: a pay_invoice link opens the invoice; paying it from its page (straight
+    away, or after the bank's 3-D Secure challenge) sends the customer to return_url."""
+    invoice = portal.issue_invoice(
+        customer, [{"description": "Onboarding session", "unit_amount": 4900}], currency="USD"
+    )
+    card = add_card(customer, number)
+    link = portal.create_portal_session(
+        customer, flow="pay_invoice", invoice_id=invoice.public_id, return_url=RETURN_URL
+    )
+    page = open_link(client, link.url).headers["Location"]
+    assert page == f"/portal/billing/invoices/{invoice.public_id}"
+    assert "Pay this invoice" in client.get(page).text
+    landed = _pay_with_saved_card(client, page + "/pay", card)
+    if number == "4000002760003184":  # the bank asks first: Approve, then back to the portal
+        challenge = landed.removeprefix(EXTERNAL_URL)
+        assert challenge.startswith("/portal/test-provider/challenge/")
+        token = form_token(client, challenge)
+        back = client.post(challenge, data={"csrf_token": token, "decision": "approve"})
+        landed = client.get(back.headers["Location"].removeprefix(EXTERNAL_URL)).headers["Location"]
+    assert landed == RETURN_URL
+    session.refresh(invoice)
+    assert invoice.status == "paid"
+
+
+def test_paying_an_on_hold_invoice_from_a_pay_invoice_link_returns_to_return_url(
+    client: FlaskClient, session: Session, customer: m.Customer, subscription: m.Subscription
+) -> None:
+    """P3, Z1: the invoice of an on-hold subscription is paid on its payment-method page;
+    a pay_invoice link still ends at return_url once the dues are paid."""
+    (invoice,) = put_on_hold(subscription)
+    card = add_card(customer, "4242424242424242")
+    link = portal.create_portal_session(
+        customer, flow="pay_invoice", invoice_id=invoice.public_id, return_url=RETURN_URL
+    )
+    page = open_link(client, link.url).headers["Location"]
+    moved = client.get(page + "/pay")
+    target = f"/portal/subscriptions/{subscription.public_id}/payment-method"
+    assert moved.status_code == 303 and moved.headers["Location"] == target
+    assert _pay_with_saved_card(client, target, card) == RETURN_URL
+    session.refresh(subscription)
+    assert subscription.status == "active"
+
+
 def _emailed_link(app: Flask) -> str:
     with app.app_context():
         emails.send_queued()

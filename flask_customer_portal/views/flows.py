@@ -35,3 +35,10 @@ def action_done(
     if message and fallback_shows:
         flash(message, FLASH)
     return redirect(fallback, 303)
+
+
+def carry_on(page: str, to: str) -> None:
+    """The action a deep link opened on ``page`` is done on ``to`` instead (both paths,
+    as ``request.path``): once it is, the customer returns as from ``page``."""
+    if session.get(SESSION_FLOW) == page:
+        session[SESSION_FLOW] = to

@@ -4,7 +4,9 @@ A sensitive action like the other payment pages: its POST needs a recent
 sign-in (T12), and charges once per rendered form through
 :func:`~..invoice_payments.pay_invoice` with the form's idempotency key (P3).
 The invoice of an on-hold subscription is paid by reactivating it: its page
-sends the customer to the subscription's payment-method page.
+sends the customer to the subscription's payment-method page. Once paid, a
+customer who came through a ``pay_invoice`` deep link returns to its
+``return_url`` (:func:`.flows.action_done`, on the payment's way out).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from ..payments import PAYMENT_ID
 from ..settlement import settle_pending
 from ..urls import external_url
 from .auth import customer_required, login_url, signed_in_customer, signed_in_recently
+from .flows import carry_on
 from .guard import or_404
 from .messages import error_message
 from .payments import CHANGED, FORM_KEY, STALE, to_payment
@@ -45,8 +48,13 @@ def pay_page(invoice_id: str) -> Any:
     invoice = or_404(customer_invoice(customer, invoice_id))
     if reactivates(invoice) and invoice.subscription is not None:
         # Its dues are paid together, and the subscription is active again: one flow for it.
-        target = "customer_portal.payment_method"
-        return redirect(url_for(target, subscription_id=invoice.subscription.public_id), 303)
+        target = url_for(
+            "customer_portal.payment_method", subscription_id=invoice.subscription.public_id
+        )
+        # A deep link to pay this invoice is done once the dues are paid there.
+        invoice_page = url_for("customer_portal.invoice", invoice_id=invoice.public_id)
+        carry_on(*(path.removeprefix(request.script_root) for path in (invoice_page, target)))
+        return redirect(target, 303)
     if request.method == "GET":
         # The customer's visit settles what a crash or a time-out left unknown (P4).
         in_flight = next(

@@ -183,15 +183,23 @@ def payment_return(payment_id: str) -> Any:
 
 
 def _payment_done(payment: Payment) -> Any:
-    # Paid: the action a deep link opened is done (on the subscription's payment-method
-    # page, whether the bank asked for a confirmation on the way or not).
+    # Paid: the action a deep link opened is done, whether the bank asked for a
+    # confirmation on the way or not: the subscription's payment-method page for its
+    # dues, the invoice's page for an invoice paid from it.
     result = url_for("customer_portal.payment", payment_id=payment.public_id)
-    if payment.status != "succeeded" or payment.subscription is None:
+    if payment.status != "succeeded":
         return redirect(result, 303)
-    page = url_for(
-        "customer_portal.payment_method", subscription_id=payment.subscription.public_id
-    ).removeprefix(request.script_root)
-    message = gettext("Paid. %(name)s is active again.", name=payment.subscription.name)
+    if payment.subscription is not None:
+        page = url_for(
+            "customer_portal.payment_method", subscription_id=payment.subscription.public_id
+        )
+        message = gettext("Paid. %(name)s is active again.", name=payment.subscription.name)
+    elif payment.invoice is not None:
+        page = url_for("customer_portal.invoice", invoice_id=payment.invoice.public_id)
+        message = gettext("Paid. Invoice %(number)s is paid.", number=payment.invoice.number)
+    else:
+        return redirect(result, 303)
+    page = page.removeprefix(request.script_root)
     return action_done(page, result, message, fallback_shows=False)
 
 

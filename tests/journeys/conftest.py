@@ -12,6 +12,7 @@ import json
 import os
 import shutil
 from collections.abc import Iterator
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -165,3 +166,17 @@ def sign_in(store: Store, page: Any, email: str, *, language: str = "en") -> Non
     page.goto(json.loads(result.output)["dynamic_link"])
     page.get_by_role("button", name="Continue to your account").click()
     page.wait_for_url(f"{store.url}/portal/")
+
+
+#: Any expiry date in the future, as the test provider's card page wants it (MM/YY).
+EXPIRY = f"12/{(date.today().year + 3) % 100:02d}"
+
+
+def enter_card(page: Any, number: str) -> None:
+    """On the test provider's card page, type ``number`` and save it; the portal's page
+    that keeps the card is next."""
+    page.get_by_label("Card number").fill(number)
+    page.get_by_label("Expiry date").fill(EXPIRY)
+    page.get_by_label("CVC").fill("123")
+    page.get_by_role("button", name="Save card").click()
+    page.get_by_role("button", name="Save this card").wait_for()

@@ -9,14 +9,14 @@ fails the test, with the rule and the elements it found.
 from __future__ import annotations
 
 import re
-from datetime import date
 from typing import Any
 
 import pytest
 
 from ..conftest import IN_CI
 from ..smtp import link_in, wait_until
-from .conftest import Store, choose_language, sign_in
+from .conftest import Store, choose_language, enter_card, sign_in
+from .test_self_service_journeys import one_off_invoice
 
 try:
     from axe_playwright_python.sync_playwright import Axe
@@ -168,11 +168,7 @@ def test_payment_pages(store: Store, page: Any) -> None:
     page.get_by_role("button", name="Save card").click()
     page.get_by_role("alert").wait_for()
     audit.check("card page with errors")
-    page.get_by_label("Card number").fill("4000 0027 6000 3184")
-    page.get_by_label("Expiry date").fill(f"12/{(date.today().year + 3) % 100:02d}")
-    page.get_by_label("CVC").fill("123")
-    page.get_by_role("button", name="Save card").click()
-    page.get_by_role("button", name="Save this card").wait_for()
+    enter_card(page, "4000 0027 6000 3184")
     audit.check("card added, back at the portal")
     page.get_by_role("button", name="Save this card").click()
     page.get_by_role("button", name=re.compile("^Confirm changes")).click()
@@ -181,6 +177,41 @@ def test_payment_pages(store: Store, page: Any) -> None:
     page.get_by_role("button", name="Approve").click()
     page.get_by_role("heading", name="Payment received").wait_for()
     audit.check("payment result")
+    assert not audit.problems, audit.report()
+
+
+def test_self_service_pages(store: Store, page: Any) -> None:
+    """Ana's overview with an invoice to pay, the page that pays it (as it is, and with a
+    refused payment), the payment-methods page (as it is, refusing to remove the only card,
+    with a card added on the provider's page), and the invoice's payment result."""
+    audit = Audit(page)
+    number = one_off_invoice(store, "ana@example.com")
+    sign_in(store, page, "ana@example.com")
+    audit.check("overview, an invoice to pay")
+    page.get_by_role("link", name=f"Pay invoice {number} ($49.00)").click()
+    page.get_by_role("heading", name=f"Pay invoice {number}").wait_for()
+    audit.check("pay invoice")
+    page.get_by_role("link", name="Payment methods", exact=True).click()
+    audit.check("payment methods")
+    page.get_by_role("button", name="Remove Visa ending in 4242").click()
+    page.get_by_role("alert").wait_for()
+    audit.check("payment methods, the only card refused")
+    page.get_by_role("button", name="Add a new card").click()
+    enter_card(page, "4000 0027 6000 3184")
+    audit.check("saved card, back at the portal")
+    page.get_by_role("button", name="Save this card").click()
+    page.get_by_text("Card Visa ending in 3184 added.").wait_for()
+    audit.check("payment methods, a card added")
+    page.goto(f"{store.url}/portal/")
+    page.get_by_role("link", name=f"Pay invoice {number} ($49.00)").click()
+    page.get_by_role("button", name="Pay $49.00").click()  # the seed's card is never charged
+    page.get_by_role("alert").wait_for()
+    audit.check("pay invoice, the payment refused")
+    page.get_by_role("radio", name=re.compile("Visa ending in 3184")).check()
+    page.get_by_role("button", name="Pay $49.00").click()
+    page.get_by_role("button", name="Approve").click()
+    page.get_by_role("heading", name="Payment received").wait_for()
+    audit.check("invoice payment result")
     assert not audit.problems, audit.report()
 
 

@@ -7,23 +7,16 @@ test gets its own copy of the seeded store.
 from __future__ import annotations
 
 import re
-from datetime import date
 from typing import Any
 
-from .conftest import Store, sign_in
-
-#: Any expiry date in the future, as the card page wants it (MM/YY).
-EXPIRY = f"12/{(date.today().year + 3) % 100:02d}"
+from .conftest import Store, enter_card, sign_in
 
 
 def add_card(page: Any, number: str) -> None:
     """From the payment method page, add ``number`` on the provider's card page and come back."""
     page.get_by_role("button", name="Add a new card").click()
     page.get_by_role("heading", name="Add a card").wait_for()
-    page.get_by_label("Card number").fill(number)
-    page.get_by_label("Expiry date").fill(EXPIRY)
-    page.get_by_label("CVC").fill("123")
-    page.get_by_role("button", name="Save card").click()
+    enter_card(page, number)
     page.get_by_role("button", name="Save this card").click()
     page.get_by_text(f"Card Visa ending in {number[-4:]} added.").wait_for()
 
