@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import secrets
 from datetime import UTC, datetime
+from typing import Any
 
-from sqlalchemy import CheckConstraint, DateTime, MetaData, String
+from sqlalchemy import JSON, CheckConstraint, DateTime, MetaData, String, text
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
@@ -99,3 +100,13 @@ def created_at_column() -> Mapped[datetime]:
 def updated_at_column() -> Mapped[datetime]:
     """Return a modification time column, set on every ORM update."""
     return mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+
+
+def external_id_column() -> Mapped[str | None]:
+    """Return the column of the id a record has in the merchant's system or processor."""
+    return mapped_column(String(255))
+
+
+def metadata_column() -> Mapped[dict[str, Any]]:
+    """Return the column of the merchant's own key-value pairs (``metadata`` in SQL)."""
+    return mapped_column("metadata", JSON, default=dict, server_default=text("'{}'"))
