@@ -191,7 +191,7 @@ class Subscription(Base):
         CheckConstraint("price_amount >= 0", name="price_amount"),
         CheckConstraint("current_period_end > current_period_start", name="period"),
         CheckConstraint("length(product) > 0", name="product"),
-        CheckConstraint("pending_quantity IS NULL OR pending_quantity >= 1", name="pending_quantity"),
+        CheckConstraint("pending_quantity >= 1", name="pending_quantity"),
         CheckConstraint(
             "(pending_at IS NULL) = (pending_price_id IS NULL AND pending_quantity IS NULL)",
             name="pending_change",

@@ -122,7 +122,7 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column('pending_price_id', sa.Integer(), nullable=True))
         batch_op.add_column(sa.Column('pending_quantity', sa.Integer(), nullable=True))
         batch_op.add_column(sa.Column('pending_at', sa.DateTime(timezone=True), nullable=True))
-        batch_op.create_check_constraint('pending_quantity', 'pending_quantity IS NULL OR pending_quantity >= 1')
+        batch_op.create_check_constraint('pending_quantity', 'pending_quantity >= 1')
         batch_op.create_check_constraint(
             'pending_change', '(pending_at IS NULL) = (pending_price_id IS NULL AND pending_quantity IS NULL)'
         )
