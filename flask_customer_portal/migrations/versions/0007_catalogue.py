@@ -13,6 +13,8 @@ self-service switches, all off for existing businesses as for new ones.
 
 from __future__ import annotations
 
+from typing import Any
+
 import sqlalchemy as sa
 from alembic import op
 
@@ -25,7 +27,7 @@ MODE_CHECK = "mode IN ('test', 'live')"
 SWITCHES = ('plan_changes', 'quantity_changes', 'add_ons', 'pause', 'cancellation_reasons', 'retention_offer')
 
 
-def _scope_columns(table: str) -> list[sa.SchemaItem]:
+def _scope_columns(table: str) -> list[Any]:
     """The columns and checks every record of a business in one mode has."""
     return [
         sa.Column('business_id', sa.Integer(), nullable=False),
