@@ -74,7 +74,8 @@ class Price(Base):
         CheckConstraint("interval_count >= 1", name="interval_count"),
         CheckConstraint(
             "(seats_minimum IS NULL AND seats_maximum IS NULL AND seats_step IS NULL) OR "
-            "(seats_minimum >= 1 AND seats_step >= 1 AND "
+            "(seats_minimum IS NOT NULL AND seats_step IS NOT NULL AND "
+            "seats_minimum >= 1 AND seats_step >= 1 AND "
             "(seats_maximum IS NULL OR seats_maximum >= seats_minimum))",
             name="seats",
         ),
