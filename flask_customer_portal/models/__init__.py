@@ -10,6 +10,7 @@ once, beside its table.
 
 from __future__ import annotations
 
+from ..db import INTERVALS, MODES
 from .access import (
     LINK_PURPOSES,
     OUTBOX_STATUSES,
@@ -25,9 +26,7 @@ from .billing import (
     CURRENT_STATUSES,
     DOWNGRADE_TIMINGS,
     IN_FLIGHT,
-    INTERVALS,
     INVOICE_STATUSES,
-    MODES,
     PAYMENT_STATUSES,
     PRORATIONS,
     REFUND_STATUSES,

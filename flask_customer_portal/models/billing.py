@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from .catalogue import Price, SubscriptionAddOn
 
 from ..db import (
+    INTERVALS,
     Base,
     UTCDateTime,
     created_at_column,
@@ -33,15 +34,13 @@ from ..db import (
     metadata_column,
     one_of,
     public_id_column,
+    scope_constraints,
     updated_at_column,
 )
 
-#: A business has two separate worlds: test and live.
-MODES = ("test", "live")
 SUBSCRIPTION_STATUSES = ("pending", "active", "on_hold", "cancelled", "expired", "failed")
 #: The statuses of a subscription that has not ended: shown as current, still changeable.
 CURRENT_STATUSES = ("active", "on_hold", "pending")
-INTERVALS = ("day", "week", "month", "year")
 #: The ORDER BY of a list of records.
 Order = tuple[ColumnElement[Any], ...]
 INVOICE_STATUSES = ("draft", "open", "paid", "void", "uncollectible")
@@ -52,18 +51,6 @@ REFUND_STATUSES = ("pending", "succeeded", "failed")
 #: When a customer's downgrade takes effect; whether a change mid-period is prorated.
 DOWNGRADE_TIMINGS = ("now", "period_end")
 PRORATIONS = ("prorate", "none")
-
-
-def scope_constraints() -> tuple[Any, ...]:
-    """Return the checks of a record that belongs to a business in one mode.
-
-    The record's ``external_id`` is unique in that scope (records without one
-    never clash).
-    """
-    return (
-        CheckConstraint(one_of("mode", MODES), name="mode"),
-        UniqueConstraint("business_id", "mode", "external_id"),
-    )
 
 
 class Business(Base):

@@ -24,6 +24,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..db import (
+    INTERVALS,
     Base,
     created_at_column,
     currency_check,
@@ -31,9 +32,9 @@ from ..db import (
     metadata_column,
     one_of,
     public_id_column,
+    scope_constraints,
     updated_at_column,
 )
-from .billing import INTERVALS, Subscription, scope_constraints
 
 
 class Product(Base):
@@ -158,7 +159,6 @@ class SubscriptionAddOn(Base):
     quantity: Mapped[int] = mapped_column(Integer, default=1)
     created_at: Mapped[datetime] = created_at_column()
 
-    subscription: Mapped[Subscription] = relationship(viewonly=True)
     price: Mapped[Price] = relationship(lazy="joined")
 
     @property
