@@ -6,6 +6,7 @@ from datetime import timedelta
 
 import pytest
 import sqlalchemy as sa
+from flask_babel import force_locale
 from sqlalchemy.orm import Session
 
 import flask_customer_portal as portal
@@ -223,3 +224,19 @@ def test_a_preview_with_add_ons_prorates_each_item(
     assert removed.add_ons == () and removed.direction == "downgrade"
     assert removed.takes_effect == "period_end"
     assert subscription.current_period_end - at > timedelta(days=9)
+
+
+def test_proration_lines_are_described_in_the_customers_language(
+    business: Business, customer: Customer, plans: dict[str, Price]
+) -> None:
+    portal.update_business(business, plan_changes=True, proration="prorate")
+    subscription = portal.start_subscription(customer, price=plans["Pro"], quantity=2)
+    preview = portal.preview_change(
+        subscription, price=plans["Team"], at=subscription.current_period_start
+    )
+    assert [line.description for line in preview.lines] == [
+        "Unused time on Acme Cloud Pro × 2",
+        "Remaining time on Acme Cloud Team × 2",
+    ]
+    with force_locale("pt_BR"):
+        assert preview.lines[0].description == "Tempo não usado de Acme Cloud Pro × 2"
