@@ -240,3 +240,16 @@ def test_proration_lines_are_described_in_the_customers_language(
     ]
     with force_locale("pt_BR"):
         assert preview.lines[0].description == "Tempo não usado de Acme Cloud Pro × 2"
+
+
+def test_a_plan_changed_by_hand_is_on_no_catalogue_price(
+    business: Business, customer: Customer, plans: dict[str, Price]
+) -> None:
+    """Switches are offered from a price only while the subscription pays that price."""
+    portal.update_business(business, plan_changes=True)
+    portal.allow_switch(plans["Pro"], plans["Team"])
+    subscription = portal.start_subscription(customer, price=plans["Pro"])
+    portal.change_quantity(subscription, 2)
+    assert portal.switch_options(subscription) == [plans["Team"]]
+    portal.change_plan(subscription, plan="Pro", price=3500)
+    assert subscription.price_id is None and portal.switch_options(subscription) == []
