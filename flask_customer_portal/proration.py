@@ -2,8 +2,9 @@
 
 Pure functions of their arguments: no database is read or written, so the
 preview a customer sees and the change a confirmation makes are the same
-computation. A confirmation computes :func:`preview_change` again and charges
-its numbers only if they equal the preview the customer accepted.
+computation. A confirmation computes :func:`preview_change` again at the
+accepted preview's ``at`` (refusing a preview too old to honour) and charges
+its numbers only if the two previews are equal.
 
 The rule, exactly: a change made at ``at`` leaves ``seconds_left`` whole
 seconds (rounded down) of the current period's ``period_seconds``. Every item
