@@ -253,3 +253,13 @@ def test_a_moment_outside_the_period_is_refused() -> None:
             subscription(price(2900, "Pro")), price=price(9900, "Team"), at=END + timedelta(1)
         )
     assert caught.value.code == "outside_period"
+
+
+def test_a_preview_computed_again_at_its_moment_equals_it_and_a_later_one_does_not() -> None:
+    """What a confirmation relies on: previews compare by value, the moment included."""
+    current, team = subscription(price(2900, "Pro")), price(9900, "Team")
+    at = START + timedelta(days=7)
+    accepted = preview_change(current, price=team, at=at)
+    assert preview_change(current, price=team, at=accepted.at) == accepted
+    later = preview_change(current, price=team, at=at + timedelta(hours=6))
+    assert later != accepted and later.amount_due < accepted.amount_due
