@@ -48,6 +48,13 @@ def test_products_and_prices_are_kept_and_found_by_their_ids(
     assert (found.seats_minimum, found.seats_maximum, found.seats_step) == (3, 30, 1)
     assert [price.name for price in cloud.prices] == ["Basic", "Pro", "Team", "Seats"]
     assert plans["Pro"].label == "Acme Cloud Pro"
+    portal.update_metadata(seats, {"tier": None, "plan": "b2b"})
+    portal.set_external_id(cloud, "prod_cloud_v2")
+    assert seats.metadata_ == {"plan": "b2b"}
+    assert portal.get_product(business, mode="test", external_id="prod_cloud_v2") is cloud
+    with pytest.raises(portal.ValidationError) as caught:
+        portal.set_external_id(plans["Pro"], "price_seats")
+    assert caught.value.code == "external_id_taken"
 
 
 def test_upserts_by_external_id_let_set_up_code_run_again(business: Business) -> None:
