@@ -9,7 +9,7 @@ copy of the database opens nothing (T1, T2). Links themselves live in
 from __future__ import annotations
 
 import hmac
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Literal
 from urllib.parse import urlsplit
@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 from flask import current_app
 from sqlalchemy import bindparam, select, update
 
-from . import audit, emails, links, signals
+from . import audit, deep_links, emails, links, signals
 from . import validation as v
 from .config import config_value
 from .db import utcnow
@@ -30,34 +30,61 @@ from .proxies import portal, unit_of_work, update_one, update_rows
 
 
 def create_portal_session(
-    customer: Customer, *, return_url: str | None = None, send_email: bool = False
+    customer: Customer,
+    *,
+    return_url: str | None = None,
+    send_email: bool = False,
+    flow: str | None = None,
+    subscription_id: str | None = None,
+    invoice_id: str | None = None,
 ) -> PortalLink:
     """Create a single-use dynamic link straight into ``customer``'s portal; commit.
 
     The link works once, for ``CUSTOMER_PORTAL_SESSION_LINK_TTL`` seconds (24 h by
     default). With ``send_email`` it is also mailed to the customer.
 
-    :param return_url: where the portal's "Return to <business>" button leads;
-        https (or http on localhost in debug), on ``EXTERNAL_URL``'s origin or one
-        of ``RETURN_URL_ORIGINS``.
+    :param return_url: where the portal's "Return to <business>" button leads, and
+        where the customer goes once a ``flow``'s action is done; https (or http on
+        localhost in debug), on ``EXTERNAL_URL``'s origin or one of ``RETURN_URL_ORIGINS``.
+    :param flow: open one action right after sign-in (a deep link):
+        ``"update_payment_method"``, ``"cancel"`` or ``"change_plan"`` of the
+        customer's subscription ``subscription_id``, or ``"pay_invoice"`` of the
+        customer's invoice ``invoice_id`` (public ids).
+    :raises ValidationError: ``return_url`` is not allowed; ``flow`` is unknown;
+        its id is missing or names no record of this customer (Z1).
     """
     return_url = check_return_url(return_url)
+    next_path = None
+    if flow is not None or subscription_id is not None or invoice_id is not None:
+        next_path = deep_links.flow_path(
+            customer, flow, subscription_id=subscription_id, invoice_id=invoice_id
+        )
     with unit_of_work():
-        link = links.new_link(customer, "portal_session", return_url=return_url)
+        link = links.new_link(
+            customer, "portal_session", return_url=return_url, next_path=next_path
+        )
         if send_email:
             # The mail gets a link of its own, minted when it is sent: no secret
             # waits in the outbox.
-            emails.queue_portal_link(customer, return_url=return_url)
+            emails.queue_portal_link(customer, return_url=return_url, next_path=next_path)
     return link
 
 
-def request_login_link(business: Business, mode: str, email: str) -> None:
+def request_login_link(
+    business: Business, mode: str, email: str, *, next_path: str | None = None
+) -> None:
     """Queue a sign-in link to ``email`` if it belongs to a customer; don't commit.
 
     The request does the same work whether the email is known or not (T8): one
     outbox row; who the customer is, is looked up when the mail is sent.
+
+    :param next_path: the portal page the link opens after sign-in (a bookmark
+        opened while signed out); kept with the link on the server.
+    :raises ValidationError: ``next_path`` is not a portal path (no open redirect).
     """
-    emails.queue_login_link(business, mode, email)
+    if next_path is not None:
+        next_path = deep_links.check_next_path(next_path)
+    emails.queue_login_link(business, mode, email, next_path=next_path)
 
 
 def check_return_url(url: str | None) -> str | None:
@@ -97,6 +124,11 @@ class SignIn:
     #: Goes in the browser's session cookie; only its hash is stored.
     token: str
     session: PortalSession
+    #: The portal page the link opens after sign-in, if any (relative to the app's root).
+    next_path: str | None = None
+    #: Whether that page is a deep link's action (after it, the customer returns to
+    #: ``return_url``), rather than a page the customer had bookmarked.
+    deep_link: bool = False
 
 
 def redeem_link(business: Business, mode: str, token: str) -> SignIn | None:
@@ -112,7 +144,9 @@ def redeem_link(business: Business, mode: str, token: str) -> SignIn | None:
         customer = session.get_one(Customer, used.customer_id)
         opened = _add_session(customer, used.return_url)
     _signed_in(customer, "link")
-    return opened
+    if used.next_path is None:
+        return opened
+    return replace(opened, next_path=used.next_path, deep_link=used.purpose == "portal_session")
 
 
 def start_session(

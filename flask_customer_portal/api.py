@@ -45,9 +45,10 @@ from werkzeug.http import HTTP_STATUS_CODES
 
 from . import access, links
 from .config import config_value
+from .deep_links import FLOWS
 from .errors import ValidationError
 from .models import ApiKey, Customer
-from .openapi import CUSTOMER_ID, LOOKUPS, MAX_BODY, SESSION_PARAMETERS, document
+from .openapi import CUSTOMER_ID, LOOKUPS, MAX_BODY, SESSION_PARAMETERS, TARGETS, document
 from .proxies import portal
 from .records import find_customer, get_customer
 from .state import PortalState
@@ -75,6 +76,14 @@ class InvalidRequest(BadRequest):
     def __init__(self, errors: dict[str, list[str]]) -> None:
         super().__init__("The request has invalid parameters: " + ", ".join(sorted(errors)) + ".")
         self.errors = errors
+
+
+class TargetNotFound(NotFound):
+    """A 404 for a deep link's record that is not the customer's (or not given)."""
+
+    def __init__(self, error: ValidationError) -> None:
+        super().__init__(f"{error.field} {error.message}.")
+        self.errors = {error.field: [error.message]}
 
 
 def create_blueprint(state: PortalState) -> Blueprint:
@@ -156,10 +165,10 @@ def create_session(customer_id: str) -> Response:
     api_key = _authenticate()
     customer = _customer(api_key, customer_id)
     errors: dict[str, list[str]] = {}
-    send_email, return_url = _session_options(_json_body(), errors)
+    options = _session_options(_json_body(), errors)
     if errors:
         raise InvalidRequest(errors)
-    return _portal_session(customer, send_email, return_url)
+    return _portal_session(customer, options)
 
 
 def create_session_by_lookup() -> Response:
@@ -168,7 +177,7 @@ def create_session_by_lookup() -> Response:
     body = _json_body()
     errors: dict[str, list[str]] = {}
     lookup = _lookup(body, errors)
-    send_email, return_url = _session_options(body, errors, body_only=LOOKUPS)
+    options = _session_options(body, errors, body_only=LOOKUPS)
     if errors:
         raise InvalidRequest(errors)
     field, value = lookup
@@ -182,11 +191,16 @@ def create_session_by_lookup() -> Response:
     if customer is None:
         # One message whatever the reason: it never tells which addresses exist elsewhere.
         raise NotFound(f"No customer with this {field} in this API key's business and mode.")
-    return _portal_session(customer, send_email, return_url)
+    return _portal_session(customer, options)
 
 
-def _portal_session(customer: Customer, send_email: bool, return_url: str | None) -> Response:
-    link = access.create_portal_session(customer, return_url=return_url, send_email=send_email)
+def _portal_session(customer: Customer, options: dict[str, Any]) -> Response:
+    try:
+        link = access.create_portal_session(customer, **options)
+    except ValidationError as error:
+        # Only a deep link's target is checked here (the rest was, while parsing): a
+        # record that is not this customer's is not found, whoever's it is (Z1).
+        raise TargetNotFound(error) from None
     return jsonify(link=link.url, expires_at=link.expires_at.isoformat(timespec="seconds"))
 
 
@@ -270,8 +284,9 @@ def _lookup(body: dict[str, Any], errors: dict[str, list[str]]) -> tuple[str, st
 
 def _session_options(
     body: dict[str, Any], errors: dict[str, list[str]], *, body_only: tuple[str, ...] = ()
-) -> tuple[bool, str | None]:
-    """Return ``send_email`` and ``return_url``, from the JSON body or else the query string.
+) -> dict[str, Any]:
+    """Return the options of :func:`.access.create_portal_session`, from the JSON body or
+    else the query string.
 
     Adds what is wrong to ``errors``. ``body_only`` are the other parameters the
     body may hold, and the query string not.
@@ -302,7 +317,20 @@ def _session_options(
             return_url = access.check_return_url(return_url)
         except ValidationError as error:
             errors["return_url"] = [error.message]
-    return send_email, return_url
+    flow = values.get("flow")
+    if "flow" in values and (not isinstance(flow, str) or flow not in FLOWS):
+        errors["flow"] = ["must be one of " + ", ".join(FLOWS)]
+    targets = {name: values.get(name) for name in TARGETS}
+    for name, value in targets.items():
+        if name in values and (not isinstance(value, str) or not 0 < len(value) <= 64):
+            errors[name] = ["must be a string of 1 to 64 characters"]
+    options: dict[str, Any] = {"send_email": send_email, "return_url": return_url}
+    if isinstance(flow, str) and flow in FLOWS:
+        # Only the id the flow opens is read: the other (and both, without a flow) is
+        # left alone, so a request the document calls valid is never refused for it.
+        needed = FLOWS[flow][1]
+        options.update(flow=flow, **{needed: targets[needed]})
+    return options
 
 
 def _rate_limit_key() -> str:

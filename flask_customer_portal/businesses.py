@@ -139,6 +139,15 @@ def get_business(public_id: str) -> Business | None:
     return portal.session.scalar(select(Business).filter_by(public_id=public_id))
 
 
+def only_business() -> str | None:
+    """Return the public id of the one business, or ``None`` when there are none or several.
+
+    A portal of one merchant can send a signed-out visitor to its sign-in page.
+    """
+    found = portal.session.scalars(select(Business.public_id).limit(2)).all()
+    return found[0] if len(found) == 1 else None
+
+
 def _check_cancel_options(fields: dict[str, Any]) -> None:
     if not (fields.get("cancel_at_period_end", True) or fields.get("cancel_now", True)):
         raise ValidationError(

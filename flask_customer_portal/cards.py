@@ -170,6 +170,51 @@ def _store_card(
     return method, changed, [s for s in without if set_payment_method(s, method, unset)]
 
 
+def set_default_payment_method(payment_method: PaymentMethod) -> PaymentMethod:
+    """Make ``payment_method`` its customer's default card; commit; return it.
+
+    The default card is listed first and preselected when the customer pays;
+    no subscription changes card here (:func:`attach_payment_method` does).
+    The previous default stays saved. Sends
+    :data:`~.signals.payment_method_saved` unless the card was the default already.
+    """
+    attempts = _ATTEMPTS
+    while True:
+        attempts -= 1
+        try:
+            with unit_of_work():
+                # One default per customer (a unique index): the old one gives way first.
+                update_rows(
+                    update(PaymentMethod)
+                    .where(
+                        PaymentMethod.customer_id == payment_method.customer_id,
+                        PaymentMethod.is_default,
+                        PaymentMethod.id != payment_method.id,
+                    )
+                    .values(is_default=False)
+                )
+                changed = update_rows(
+                    update(PaymentMethod)
+                    .where(
+                        PaymentMethod.id == payment_method.id, PaymentMethod.is_default.is_(False)
+                    )
+                    .values(is_default=True)
+                )
+            break
+        except IntegrityError:
+            # Another request made another card the default first: this one wins after it.
+            if not attempts:
+                raise
+    portal.session.expire(payment_method, ["is_default"])
+    if changed:
+        signals.send(
+            signals.payment_method_saved,
+            customer=payment_method.customer,
+            payment_method=payment_method,
+        )
+    return payment_method
+
+
 def check_owner(subscription: Subscription, method: PaymentMethod) -> None:
     """Refuse ``method`` for ``subscription`` unless it is the same customer's card.
 
@@ -224,17 +269,7 @@ def remove_payment_method(payment_method: PaymentMethod) -> None:
     session = portal.session
     customer = payment_method.customer
     with unit_of_work():
-        in_flight = session.scalar(
-            select(Payment.id).where(
-                Payment.payment_method_id == payment_method.id, Payment.status.in_(IN_FLIGHT)
-            )
-        )
-        if in_flight is not None:
-            raise ValidationError(
-                "payment_method",
-                "payment_in_flight",
-                "is paying an invoice right now; remove it once that payment is settled",
-            )
+        _refuse_in_flight(payment_method)
         others = [card for card in list_payment_methods(customer) if card.id != payment_method.id]
         fallback = others[0] if others else None
         users = list(
@@ -256,6 +291,52 @@ def remove_payment_method(payment_method: PaymentMethod) -> None:
     for subscription in moved:
         assert fallback is not None
         _send_updated(subscription, fallback)
+
+
+def remove_saved_card(payment_method: PaymentMethod) -> None:
+    """Remove a card at the customer's request: at the provider, then here; commit.
+
+    Refused for the last card of a customer whose current subscription renews
+    with it (add another card first), and for a card a payment in flight uses.
+    Otherwise the provider forgets the card and :func:`remove_payment_method`
+    removes it, moving its subscriptions to the default card.
+
+    :raises ValidationError: code ``"last_card"`` or ``"payment_in_flight"``.
+    :raises ProviderError: the provider could not be reached; nothing was removed.
+    """
+    customer = payment_method.customer
+    backed = portal.session.scalar(
+        select(Subscription.id).where(
+            Subscription.payment_method_id == payment_method.id,
+            Subscription.status.in_(CURRENT_STATUSES),
+        )
+    )
+    others = [card for card in list_payment_methods(customer) if card.id != payment_method.id]
+    if backed is not None and not others:
+        raise ValidationError(
+            "payment_method",
+            "last_card",
+            "is the only card of a current subscription; add another card first",
+        )
+    _refuse_in_flight(payment_method)
+    provider_for(customer.mode).detach_card(
+        customer_ref=customer_ref(customer, ensure=True), token=payment_method.provider_token
+    )
+    remove_payment_method(payment_method)
+
+
+def _refuse_in_flight(payment_method: PaymentMethod) -> None:
+    in_flight = portal.session.scalar(
+        select(Payment.id).where(
+            Payment.payment_method_id == payment_method.id, Payment.status.in_(IN_FLIGHT)
+        )
+    )
+    if in_flight is not None:
+        raise ValidationError(
+            "payment_method",
+            "payment_in_flight",
+            "is paying an invoice right now; remove it once that payment is settled",
+        )
 
 
 def _send_updated(subscription: Subscription, method: PaymentMethod) -> None:

@@ -83,13 +83,16 @@ def _customer_of(message: OutboxMessage) -> Customer | None:
 # -- Getting in ------------------------------------------------------------------------
 
 
-def queue_login_link(business: Business, mode: str, email: str) -> None:
+def queue_login_link(
+    business: Business, mode: str, email: str, *, next_path: str | None = None
+) -> None:
     """Queue a sign-in link to ``email``, if it belongs to a customer when it is sent.
 
     The same work whether the email is known or not (T8): who the customer is,
-    is looked up when the mail is sent, off the request.
+    is looked up when the mail is sent, off the request. The link opens
+    ``next_path`` (a checked portal path) after signing in.
     """
-    outbox.queue(email, "login_link", business_id=business.id, mode=mode)
+    outbox.queue(email, "login_link", business_id=business.id, mode=mode, next_path=next_path)
 
 
 @_composer("login_link")
@@ -102,14 +105,16 @@ def _login_link(message: OutboxMessage) -> Email | None:
         "login_link",
         _l("Your sign-in link for %(business)s", business=customer.business.name),
         customer,
-        link=new_link(customer, "email_login"),
+        link=new_link(customer, "email_login", next_path=message.params.get("next_path")),
         minutes=config_value("LOGIN_LINK_TTL") // 60,
     )
 
 
-def queue_portal_link(customer: Customer, *, return_url: str | None) -> None:
+def queue_portal_link(
+    customer: Customer, *, return_url: str | None, next_path: str | None = None
+) -> None:
     """Queue a link straight into ``customer``'s portal (for ``create_portal_session``)."""
-    _queue(customer, "portal_link", return_url=return_url)
+    _queue(customer, "portal_link", return_url=return_url, next_path=next_path)
 
 
 @_composer("portal_link")
@@ -121,7 +126,12 @@ def _portal_link(message: OutboxMessage) -> Email | None:
         "portal_link",
         _l("Your %(business)s account", business=customer.business.name),
         customer,
-        link=new_link(customer, "portal_session", return_url=message.params.get("return_url")),
+        link=new_link(
+            customer,
+            "portal_session",
+            return_url=message.params.get("return_url"),
+            next_path=message.params.get("next_path"),
+        ),
     )
 
 

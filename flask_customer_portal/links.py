@@ -68,12 +68,15 @@ def new_link(
     *,
     return_url: str | None = None,
     new_email: str | None = None,
+    next_path: str | None = None,
 ) -> PortalLink:
     """Add a single-use link for ``customer``; don't commit.
 
     :param purpose: ``"email_login"`` (lives ``LOGIN_LINK_TTL``),
         ``"portal_session"`` (lives ``SESSION_LINK_TTL``) or ``"email_change"``
         (lives ``LOGIN_LINK_TTL``; confirms ``new_email`` as the customer's address).
+    :param next_path: the portal page the link opens after signing in (checked by
+        :func:`.deep_links.check_next_path`); kept here, never in the URL.
     """
     assert purpose in LINK_PURPOSES
     single_use_id, now = new_token(), utcnow()
@@ -85,6 +88,7 @@ def new_link(
         customer_id=customer.id,
         return_url=return_url,
         new_email=new_email,
+        next_path=next_path,
         created_at=now,
         expires_at=now + timedelta(seconds=_lifetime(purpose)),
     )
@@ -115,10 +119,11 @@ def link_is_valid(business: Business, mode: str, token: str) -> bool:
 
 def use_link(
     business: Business, mode: str, token: str, purposes: tuple[str, ...] = SIGN_IN_PURPOSES
-) -> Row[int, str | None, str | None] | None:
+) -> Row[int, str | None, str | None, str | None, str] | None:
     """Use a link once, with one conditional UPDATE; don't commit.
 
-    Returns its ``customer_id``, ``return_url`` and ``new_email``, or ``None``
+    Returns its ``customer_id``, ``return_url``, ``new_email``, ``next_path`` and
+    ``purpose``, or ``None``
     if the token is forged or expired, or the link unknown, used, expired, of
     another purpose, business or mode.
     """
@@ -129,7 +134,13 @@ def use_link(
         update(LoginLink)
         .where(*usable)
         .values(used_at=utcnow())
-        .returning(LoginLink.customer_id, LoginLink.return_url, LoginLink.new_email)
+        .returning(
+            LoginLink.customer_id,
+            LoginLink.return_url,
+            LoginLink.new_email,
+            LoginLink.next_path,
+            LoginLink.purpose,
+        )
         .execution_options(synchronize_session=False)
     ).first()
 

@@ -13,12 +13,16 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
+from .deep_links import FLOWS
+
 #: The largest request body the API reads, in bytes (V1).
 MAX_BODY = 16 * 1024
 #: What a customer's public id looks like; anything else is not looked up.
 CUSTOMER_ID = r"^cus_[0-9a-z]{1,36}$"
 #: The parameters of the session routes, in the query string or the JSON body.
-SESSION_PARAMETERS = ("send_email", "return_url")
+SESSION_PARAMETERS = ("send_email", "return_url", "flow", "subscription_id", "invoice_id")
+#: The deep link's record of each flow: a subscription, or an invoice for ``pay_invoice``.
+TARGETS = ("subscription_id", "invoice_id")
 #: How the sibling session route names a customer: exactly one, in the JSON body.
 LOOKUPS = ("external_id", "email")
 #: What may follow a return URL's origin: a path, query and fragment of URI characters.
@@ -93,6 +97,16 @@ def _session_operation(
                 "description": "See the request body's return_url.",
                 "schema": return_url,
             },
+            *(
+                {
+                    "name": name,
+                    "in": "query",
+                    "required": False,
+                    "description": f"See the request body's {name}.",
+                    "schema": {key: value for key, value in schema.items() if key != "description"},
+                }
+                for name, schema in DEEP_LINK_PROPERTIES.items()
+            ),
         ],
         "requestBody": {
             "required": not path,
@@ -110,7 +124,11 @@ def _session_operation(
                 "The API key is missing, malformed, unknown or revoked.",
                 {"WWW-Authenticate": "Bearer"},
             ),
-            "404": _error("No such customer in the API key's business and mode."),
+            "404": _error(
+                "No such customer in the API key's business and mode; or the flow's "
+                "subscription_id or invoice_id is not given, or is not one of this "
+                "customer's (`errors` names it)."
+            ),
             "413": _error(f"The body is larger than {MAX_BODY} bytes."),
             "415": _error("The body is not JSON."),
             "429": _error(
@@ -120,6 +138,40 @@ def _session_operation(
             "default": _error("Any other error, in the same shape."),
         },
     }
+
+
+#: A deep link's parameters: the action to open, and its record.
+DEEP_LINK_PROPERTIES: dict[str, dict[str, Any]] = {
+    "flow": {
+        "type": "string",
+        "enum": list(FLOWS),
+        "description": (
+            "Open one action right after sign-in: update_payment_method, cancel or "
+            "change_plan of the subscription subscription_id, or pay_invoice of the "
+            "invoice invoice_id. Once the action is done the customer goes to "
+            "return_url (or the portal's overview). change_plan shows the "
+            "subscription on the subscriptions page for now."
+        ),
+    },
+    "subscription_id": {
+        "type": "string",
+        "minLength": 1,
+        "maxLength": 64,
+        "description": (
+            "The public id of one of the customer's subscriptions (sub_...), for every "
+            "flow but pay_invoice; read only with such a flow."
+        ),
+    },
+    "invoice_id": {
+        "type": "string",
+        "minLength": 1,
+        "maxLength": 64,
+        "description": (
+            "The public id of one of the customer's invoices (in_...), for pay_invoice; "
+            "read only with that flow."
+        ),
+    },
+}
 
 
 def document(
@@ -152,6 +204,7 @@ def document(
                 "lists them. Null or empty: no such button."
             ),
         },
+        **DEEP_LINK_PROPERTIES,
     }
     return {
         "openapi": "3.1.0",

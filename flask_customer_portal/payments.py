@@ -14,9 +14,11 @@ payment attempt must be committed before the provider is called.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from flask import current_app
 from flask_babel import force_locale
-from sqlalchemy import select, update
+from sqlalchemy import or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from . import audit
@@ -27,7 +29,7 @@ from .db import utcnow
 from .errors import InvalidTransition, ValidationError
 from .formatting import locale_of
 from .i18n import gettext
-from .models import IN_FLIGHT, Payment, PaymentMethod, Subscription
+from .models import IN_FLIGHT, Invoice, Payment, PaymentMethod, Subscription
 from .provider_customers import customer_ref
 from .providers.base import ProviderError
 from .proxies import portal, provider_for, update_one
@@ -60,7 +62,7 @@ def change_payment_method(
     """
     check_owner(subscription, method)
     key = v.required_text("idempotency_key", idempotency_key, max_length=255, identifier=True)
-    existing = _attempt_with_key(subscription, key)
+    existing = attempt_with_key(key, lambda payment: payment.subscription_id == subscription.id)
     if existing is not None:
         return settle_payment(existing)
     if subscription.status == "on_hold":
@@ -113,32 +115,57 @@ def reactivate_subscription(
     """
     check_owner(subscription, method)
     key = v.required_text("idempotency_key", idempotency_key, max_length=255, identifier=True)
+    return pay_once(
+        key,
+        lambda payment: payment.subscription_id == subscription.id,
+        lambda: _start_attempt(subscription, method, key),
+        return_url,
+    )
+
+
+def pay_once(
+    key: str,
+    mine: Callable[[Payment], bool],
+    start: Callable[[], tuple[Payment, bool]],
+    return_url: str,
+) -> PaymentOutcome:
+    """Charge once for ``key``: the attempt with this key, the one in flight, or a new one.
+
+    ``mine`` tells whether an attempt found with the key pays for the same
+    thing; ``start`` commits a new attempt, or returns the one in flight with
+    ``False`` (another tab). Its outcome is this one's, unless it has failed
+    meanwhile, which frees the way for this key. Only a fresh attempt is charged.
+    """
     for _ in range(2):
-        existing = _attempt_with_key(subscription, key)
+        existing = attempt_with_key(key, mine)
         if existing is not None:
             return settle_payment(existing)
-        payment, fresh = _start_attempt(subscription, method, key)
+        payment, fresh = start()
         if fresh:
             audit.event(
                 "payment_attempt",
                 payment=payment.public_id,
-                subscription=subscription.public_id,
-                payment_method=method.public_id,
+                subscription=payment.subscription.public_id if payment.subscription else None,
+                invoice=payment.invoice.public_id if payment.invoice else None,
+                payment_method=payment.payment_method.public_id if payment.payment_method else None,
                 amount=payment.amount,
                 currency=payment.currency,
             )
             return _charge(payment, return_url)
-        # Another attempt is in flight (another tab): its outcome is this one's,
-        # unless it has failed meanwhile, which frees the subscription for this key.
         settled = settle_payment(payment)
         if settled.status != "failed":
             return settled
     return settled
 
 
-def _attempt_with_key(subscription: Subscription, key: str) -> Payment | None:
+def attempt_with_key(key: str, mine: Callable[[Payment], bool]) -> Payment | None:
+    """Return the attempt with idempotency ``key``, or ``None``.
+
+    :raises ValidationError: the key was used for a payment ``mine`` refuses
+        (code ``"idempotency_conflict"``).
+    """
     payment = portal.session.scalar(select(Payment).filter_by(idempotency_key=key))
-    if payment is not None and payment.subscription_id != subscription.id:
+    if payment is not None and not mine(payment):
         raise ValidationError(
             "idempotency_key", "idempotency_conflict", "was already used for another payment"
         )
@@ -163,9 +190,16 @@ def _start_attempt(
             session.rollback()
             session.refresh(subscription)
             raise InvalidTransition(subscription.public_id, "active", subscription.status)
+        # Its own attempt, or the payment of one of its invoices (pay_invoice).
+        its_invoices = select(Invoice.id).where(Invoice.subscription_id == subscription.id)
         in_flight = session.scalar(
             select(Payment).filter(
-                Payment.subscription_id == subscription.id, Payment.status.in_(IN_FLIGHT)
+                or_(
+                    Payment.subscription_id == subscription.id,
+                    Payment.invoice_id.in_(its_invoices),
+                ),
+                Payment.status.in_(IN_FLIGHT),
+                Payment.idempotency_key.is_not(None),
             )
         )
         if in_flight is not None:
@@ -176,7 +210,7 @@ def _start_attempt(
     except IntegrityError:
         # The same key, committed by a request that got here first.
         session.rollback()
-        existing = _attempt_with_key(subscription, key)
+        existing = attempt_with_key(key, lambda payment: payment.subscription_id == subscription.id)
         if existing is None:
             raise
         return existing, False
@@ -236,18 +270,25 @@ def _new_attempt(subscription: Subscription, method: PaymentMethod, key: str) ->
 
 def _charge(payment: Payment, return_url: str) -> PaymentOutcome:
     subscription, method, invoice = payment.subscription, payment.payment_method, payment.invoice
-    assert subscription is not None and method is not None and invoice is not None
+    assert method is not None and invoice is not None
     assert payment.idempotency_key is not None
-    customer = subscription.customer
+    customer = payment.customer
     for placeholder in (PAYMENT_ID, "%7Bpayment_id%7D"):
         return_url = return_url.replace(placeholder, payment.public_id)
     with force_locale(locale_of(customer)):
-        description = gettext(
-            "%(business)s %(name)s: invoice %(number)s",
-            business=customer.business.name,
-            name=subscription.name,
-            number=invoice.number,
-        )
+        if subscription is not None:
+            description = gettext(
+                "%(business)s %(name)s: invoice %(number)s",
+                business=customer.business.name,
+                name=subscription.name,
+                number=invoice.number,
+            )
+        else:
+            description = gettext(
+                "%(business)s: invoice %(number)s",
+                business=customer.business.name,
+                number=invoice.number,
+            )
     try:
         result = provider_for(customer.mode).charge(
             customer_ref=customer_ref(customer, ensure=True),

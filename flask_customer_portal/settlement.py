@@ -50,7 +50,8 @@ class PaymentOutcome:
     """
 
     status: Literal["updated", "succeeded", "failed", "requires_action", "pending"]
-    subscription: Subscription
+    #: The subscription paid for (a one-off invoice's payment: its invoice's, or none).
+    subscription: Subscription | None
     payment: Payment | None = None
     invoice: Invoice | None = None
     failure_reason: str | None = None
@@ -60,10 +61,10 @@ class PaymentOutcome:
 def outcome(payment: Payment) -> PaymentOutcome:
     """Return what the portal's payment attempt ``payment`` has come to, as recorded."""
     status: Any = payment.status
-    assert payment.subscription is not None, "not one of the portal's attempts"
+    assert payment.invoice is not None, "not one of the portal's attempts"
     return PaymentOutcome(
         status,
-        payment.subscription,
+        payment.subscription or payment.invoice.subscription,
         payment=payment,
         invoice=payment.invoice,
         failure_reason=payment.failure_reason if payment.status == "failed" else None,
@@ -157,12 +158,12 @@ def _action_timeout() -> timedelta:
 
 
 def _in_flight() -> Select[Payment]:
-    # The portal's own attempts carry the card they charge; payments the
-    # merchant recorded through the data API are theirs to settle.
+    # The portal's own attempts (reactivations, paid invoices) carry the card
+    # they charge; payments the merchant recorded through the data API are theirs to settle.
     return select(Payment).where(
         Payment.status.in_(IN_FLIGHT),
         Payment.payment_method_id.is_not(None),
-        Payment.subscription_id.is_not(None),
+        Payment.invoice_id.is_not(None),
         Payment.idempotency_key.is_not(None),
     )
 
@@ -208,12 +209,13 @@ def _announce(settled: PaymentOutcome, recorded: _Recorded) -> None:
     assert payment is not None
     audit.event("payment_settled", payment=payment.public_id, status=recorded.status)
     if recorded.reactivated:
+        assert subscription is not None
         audit.event(
             "subscription_reactivated",
             subscription=subscription.public_id,
             payment=payment.public_id,
         )
-    about = {"customer": subscription.customer, "subscription": subscription}
+    about = {"customer": payment.customer, "subscription": subscription}
     if recorded.status == "succeeded":
         signals.send(signals.payment_succeeded, **about, payment=payment, invoice=settled.invoice)
     if recorded.method_set:
@@ -258,6 +260,11 @@ def _record(payment: Payment, result: ChargeResult) -> _Recorded | None:
     if result.status == "requires_action":
         return _Recorded("requires_action")
     paid = result.status == "succeeded"
+    if payment.subscription_id is None:
+        # A one-off invoice's payment: the invoice is paid, or stays open as it was.
+        if paid:
+            _pay_open_invoice(payment, now)
+        return _Recorded(result.status)
     update_rows(
         update(Invoice)
         .where(Invoice.id == payment.invoice_id, Invoice.status == "draft")
@@ -266,6 +273,21 @@ def _record(payment: Payment, result: ChargeResult) -> _Recorded | None:
     if not paid:
         return _Recorded("failed")
     return _record_success(payment, now)
+
+
+def _pay_open_invoice(payment: Payment, now: datetime) -> None:
+    paid = update_rows(
+        update(Invoice)
+        .where(Invoice.id == payment.invoice_id, Invoice.status == "open")
+        .values(status="paid", paid_at=now)
+    )
+    emails.queue_payment_succeeded(payment)
+    if not paid:
+        # Voided (or paid otherwise) while the charge was in flight.
+        current_app.logger.warning(
+            "payment %s succeeded after its invoice was closed: refund it if it is not owed",
+            payment.public_id,
+        )
 
 
 def _record_success(payment: Payment, now: datetime) -> _Recorded:

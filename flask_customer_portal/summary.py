@@ -19,6 +19,8 @@ class AccountSummary:
     #: What each on-hold subscription owes.
     dues: list[Dues]
     cancelling: list[Subscription]
+    #: Open invoices the customer can pay from their page (not an on-hold subscription's dues).
+    invoices_to_pay: list[Invoice]
     latest_invoices: list[Invoice]
     license_keys: int
 
@@ -33,6 +35,11 @@ def account_summary(customer: Customer, *, invoices: int = 5) -> AccountSummary:
         subscriptions=subscriptions,
         dues=list(dues_of(on_hold).values()) if on_hold else [],
         cancelling=[s for s in subscriptions if s.cancel_at_period_end],
+        invoices_to_pay=[
+            invoice
+            for invoice in session.scalars(_OPEN_INVOICES, mine)
+            if invoice.subscription_id not in {s.id for s in on_hold}
+        ],
         latest_invoices=list(session.scalars(_LATEST_INVOICES, {**mine, "limit": invoices})),
         license_keys=int(session.scalar(_LICENSE_KEYS, mine) or 0),
     )
@@ -52,6 +59,11 @@ _LATEST_INVOICES = (
     .where(Invoice.customer_id == bindparam("customer_id"))
     .order_by(Invoice.issued_at.desc(), Invoice.id.desc())
     .limit(bindparam("limit"))
+)
+_OPEN_INVOICES = (
+    select(Invoice)
+    .where(Invoice.customer_id == bindparam("customer_id"), Invoice.status == "open")
+    .order_by(Invoice.issued_at, Invoice.id)
 )
 _LICENSE_KEYS = (
     select(func.count())

@@ -19,6 +19,7 @@ from flask import Flask, current_app
 from flask.testing import FlaskClient
 from pypdf import PdfReader
 from sqlalchemy.orm import Session
+from werkzeug.serving import make_server
 from werkzeug.test import TestResponse
 
 import flask_customer_portal as portal
@@ -28,6 +29,7 @@ from flask_customer_portal import models as m
 from flask_customer_portal.db import Base
 
 from .conftest import EXTERNAL_URL, csrf_token, provider_of
+from .smtp import HOST
 
 #: Test cards of the test provider, by what a charge to them does.
 SUCCEEDS = "4242 4242 4242 4242"
@@ -160,3 +162,26 @@ def pdf_text(document: bytes) -> str:
     assert document.startswith(b"%PDF-")
     pages = PdfReader(io.BytesIO(document)).pages
     return shown("\n".join(page.extract_text() for page in pages))
+
+
+@contextmanager
+def serving(app: Flask, port: int = 0) -> Iterator[str]:
+    """Serve ``app`` on a local port (any free one by default) in a thread; yield its URL."""
+    server = make_server(HOST, port, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://{HOST}:{server.server_port}"
+    finally:
+        server.shutdown()
+        thread.join(10)
+        server.server_close()
+
+
+def close_app(app: Flask) -> None:
+    """End what an app of a test's own keeps running: its mail thread, its connections."""
+    state = app.extensions["customer_portal"]
+    if state.dispatcher is not None:
+        state.dispatcher.stop()
+    with app.app_context():
+        state.engine.dispose()

@@ -15,7 +15,6 @@ import hashlib
 import hmac
 import json
 import secrets
-import threading
 import time
 import urllib.parse
 import urllib.request
@@ -26,8 +25,8 @@ from typing import Any, TypeVar
 
 import stripe
 from flask import Flask
-from werkzeug.serving import make_server
 
+from .helpers import serving
 from .stripe_server import SECRET_KEY, SIGNING_SECRET, StripeServer
 
 #: The id the tests' endpoint is registered under at localstripe (each test replaces it).
@@ -47,18 +46,14 @@ def serve(app: Flask, server: StripeServer, business: str) -> Iterator[str]:
 
     Yields the endpoint's URL.
     """
-    http = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=http.serve_forever, daemon=True)
-    thread.start()
-    url = f"http://127.0.0.1:{http.server_port}/portal/webhooks/stripe/{business}"
-    register(server, url)
-    try:
-        yield url
-    finally:
-        # Later events of the session go nowhere rather than to a stopped server of ours.
-        register(server, "http://127.0.0.1:9/gone")
-        http.shutdown()
-        thread.join(10)
+    with serving(app) as site:
+        url = f"{site}/portal/webhooks/stripe/{business}"
+        register(server, url)
+        try:
+            yield url
+        finally:
+            # Later events of the session go nowhere rather than to a stopped server of ours.
+            register(server, "http://127.0.0.1:9/gone")
 
 
 def register(server: StripeServer, url: str) -> None:

@@ -629,10 +629,11 @@ def test_the_openapi_document_describes_exactly_the_routes(
     operation = doc["paths"]["/customers/{customer_id}/customer-portal/session"]["post"]
     assert {"200", "400", "401", "404", "429"} <= set(operation["responses"])
     parameters = {p["name"]: p for p in operation["parameters"]}
-    assert set(parameters) == {"customer_id", "send_email", "return_url"}
+    deep_link = {"flow", "subscription_id", "invoice_id"}
+    assert set(parameters) == {"customer_id", "send_email", "return_url", *deep_link}
     assert re.match(parameters["customer_id"]["schema"]["pattern"], customer.public_id)
     body_schema = resolve(doc, operation["requestBody"]["content"]["application/json"]["schema"])
-    assert set(body_schema["properties"]) == {"send_email", "return_url"}
+    assert set(body_schema["properties"]) == {"send_email", "return_url", *deep_link}
 
     error_schema = doc["components"]["schemas"]["Error"]
     real_error = client.post(session_path(customer.public_id)).get_json()

@@ -67,8 +67,13 @@ def app(database_url: str, app_factory: Callable[..., Flask]) -> Flask:
 
 @pytest.fixture
 def customer(business: m.Business) -> m.Customer:
-    """The customer, with an external id."""
-    return portal.upsert_customer(business, "ana@example.com", external_id=EXTERNAL_ID)
+    """The customer, with an external id, a subscription and an open invoice (for deep links)."""
+    customer = portal.upsert_customer(business, "ana@example.com", external_id=EXTERNAL_ID)
+    subscription = portal.start_subscription(
+        customer, product="Acme Cloud", plan="Pro", price=2900, currency="USD"
+    )
+    portal.record_failed_renewal(subscription, reason="Card declined at renewal")
+    return customer
 
 
 @pytest.fixture
@@ -100,6 +105,16 @@ def send(
     drawn_id = case.path_parameters.get("customer_id") if case.path_parameters else None
     if real_id and isinstance(drawn_id, str) and re.fullmatch(CUSTOMER_ID, drawn_id):
         case.path_parameters["customer_id"] = customer.public_id
+    if real_id:
+        # A deep link's record, if it fits the document, becomes the customer's own.
+        records = {
+            "subscription_id": customer.subscriptions[0].public_id,
+            "invoice_id": customer.invoices[0].public_id,
+        }
+        for values in (case.query, case.body):
+            for name, value in records.items():
+                if isinstance(values, dict) and isinstance(values.get(name), str):
+                    values[name] = value if 0 < len(values[name]) <= 64 else values[name]
     if real_id and isinstance(case.body, dict):
         real = {"external_id": (EXTERNAL_ID, 255), "email": (customer.email, 254)}
         for name, (value, longest) in real.items():

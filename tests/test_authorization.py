@@ -21,7 +21,13 @@ from .conftest import csrf_token, open_link, sign_in_with_link
 PUBLIC = ("customer_portal.static",)
 PUBLIC_ARGUMENTS = {"business_id", "token", "filename", "mode"}
 #: Where the payment provider sends the customer back: a redirect, or a 400 without its parameters.
-CALLBACKS = {"customer_portal.card_added": 400, "customer_portal.payment_return": 303}
+CALLBACKS = {
+    "customer_portal.card_added": 400,
+    "customer_portal.saved_card_added": 400,
+    "customer_portal.payment_return": 303,
+    # Not a callback: a paid invoice's payment page leads back to the invoice.
+    "customer_portal.pay_invoice": 303,
+}
 
 
 @dataclass
@@ -33,6 +39,7 @@ class Account:
     invoice: m.Invoice
     payment: m.Payment
     license_key: m.LicenseKey
+    card: m.PaymentMethod
 
 
 def make_account(business: m.Business, email: str, name: str, product: str) -> Account:
@@ -48,7 +55,15 @@ def make_account(business: m.Business, email: str, name: str, product: str) -> A
     )
     payment = portal.record_payment(customer, invoice=invoice, amount=1500, currency="USD")
     license_key = portal.issue_license_key(customer, product=product)
-    return Account(customer, subscription, invoice, payment, license_key)
+    card = portal.save_payment_method(
+        customer,
+        provider_token=f"tok_{email}_{product}",
+        brand="visa",
+        last4="4242",
+        exp_month=12,
+        exp_year=2034,
+    )
+    return Account(customer, subscription, invoice, payment, license_key, card)
 
 
 def arguments(account: Account) -> dict[str, str]:
@@ -58,6 +73,7 @@ def arguments(account: Account) -> dict[str, str]:
         "subscription_id": account.subscription.public_id,
         "license_key_id": account.license_key.public_id,
         "payment_id": account.payment.public_id,
+        "method_id": account.card.public_id,
         "customer_id": account.customer.public_id,
     }
 

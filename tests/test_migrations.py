@@ -258,10 +258,88 @@ def test_0006_gives_existing_records_their_customers_scope_and_external_ids(
             assert connection.scalar(sa.text("SELECT count(*) FROM portal_payments")) == 2
 
 
-def test_0007_adds_the_catalogue_to_a_database_in_use(
+def test_0007_allows_one_payment_in_flight_per_invoice(
     empty_database_url: str, app_factory: Callable[..., Flask]
 ) -> None:
-    """D1: businesses made before 0007 have every self-service switch off, their
+    """P2: from 0007 an invoice has at most one payment in flight, whatever races; the
+    payments made before stay, and the way down keeps them."""
+    app = app_factory(empty_database_url)
+    engine = app.extensions["customer_portal"].engine
+    payment = (
+        "INSERT INTO portal_payments (id, public_id, customer_id, business_id, mode, invoice_id, "
+        "amount, currency, status, metadata, created_at, updated_at) VALUES ({n}, 'py_{n}', 1, "
+        "1, 'test', 1, 2900, 'USD', '{status}', '{{}}', '2026-11-02', '2026-11-02')"
+    )
+    rows = [
+        "INSERT INTO portal_businesses (id, public_id, name, default_locale, invoice_prefix, "
+        "invoice_counter_live, invoice_counter_test, cancel_at_period_end, cancel_now, "
+        "created_at) VALUES (1, 'acme', 'Acme', 'en', 'ACME', 0, 0, true, true, '2026-11-01')",
+        "INSERT INTO portal_customers (id, public_id, business_id, mode, email, name, metadata, "
+        "created_at, updated_at) VALUES (1, 'cus_1', 1, 'test', 'c@example.com', 'C1', '{}', "
+        "'2026-11-01', '2026-11-01')",
+        "INSERT INTO portal_invoices (id, public_id, business_id, mode, customer_id, number, "
+        "status, currency, subtotal, tax, total, issued_at, business_snapshot, "
+        "customer_snapshot, metadata, created_at) VALUES (1, 'in_1', 1, 'test', 1, 'ACME-1', "
+        "'open', 'USD', 2900, 0, 2900, '2026-11-01', '{}', '{}', '{}', '2026-11-01')",
+        payment.format(n=1, status="failed"),
+        payment.format(n=2, status="pending"),
+    ]
+    with app.app_context():
+        migrate.upgrade("0006")
+        with engine.begin() as connection:
+            for row in rows:
+                connection.execute(sa.text(row))
+        migrate.upgrade("0007")
+        with pytest.raises(sa.exc.IntegrityError), engine.begin() as connection:
+            connection.execute(sa.text(payment.format(n=3, status="requires_action")))
+        with engine.begin() as connection:  # a failed one more is no payment in flight
+            connection.execute(sa.text(payment.format(n=4, status="failed")))
+        portal_state.session.close()
+        migrate.downgrade("0006")
+        with engine.begin() as connection:
+            connection.execute(sa.text(payment.format(n=3, status="requires_action")))
+            assert connection.scalar(sa.text("SELECT count(*) FROM portal_payments")) == 4
+
+
+def test_0008_keeps_the_links_in_use_and_downgrades_back(
+    empty_database_url: str, app_factory: Callable[..., Flask]
+) -> None:
+    """T3, V1: links made before 0008 still open (they open the overview: no next page); the
+    way down keeps them."""
+    app = app_factory(empty_database_url)
+    engine = app.extensions["customer_portal"].engine
+    rows = [
+        "INSERT INTO portal_businesses (id, public_id, name, default_locale, invoice_prefix, "
+        "invoice_counter_live, invoice_counter_test, cancel_at_period_end, cancel_now, "
+        "created_at) VALUES (1, 'acme', 'Acme', 'en', 'ACME', 0, 0, true, true, '2026-11-01')",
+        "INSERT INTO portal_customers (id, public_id, business_id, mode, email, name, "
+        "created_at, updated_at) VALUES (1, 'cus_1', 1, 'test', 'c@example.com', 'C', "
+        "'2026-11-01', '2026-11-01')",
+        "INSERT INTO portal_login_links (id, token_hash, purpose, business_id, mode, "
+        "customer_id, created_at, expires_at) VALUES (1, 'h1', 'email_login', 1, 'test', 1, "
+        "'2026-11-01', '2026-11-02')",
+    ]
+    with app.app_context():
+        migrate.upgrade("0007")
+        with engine.begin() as connection:
+            for row in rows:
+                connection.execute(sa.text(row))
+        migrate.upgrade("0008")
+        with engine.connect() as connection:
+            assert connection.execute(
+                sa.text("SELECT token_hash, next_path FROM portal_login_links")
+            ).all() == [("h1", None)]
+        migrate.downgrade("0007")
+        with engine.connect() as connection:
+            columns = {c["name"] for c in sa.inspect(connection).get_columns("portal_login_links")}
+            assert "next_path" not in columns
+            assert connection.scalar(sa.text("SELECT token_hash FROM portal_login_links")) == "h1"
+
+
+def test_0009_adds_the_catalogue_to_a_database_in_use(
+    empty_database_url: str, app_factory: Callable[..., Flask]
+) -> None:
+    """D1: businesses made before 0009 have every self-service switch off, their
     subscriptions are on no catalogue price and keep working; the way down keeps them."""
     app = app_factory(empty_database_url)
     engine = app.extensions["customer_portal"].engine
@@ -279,11 +357,11 @@ def test_0007_adds_the_catalogue_to_a_database_in_use(
         "1, 'active', '2026-11-01', '2026-12-01', false, '{}', '2026-11-01', '2026-11-01')",
     ]
     with app.app_context():
-        migrate.upgrade("0006")
+        migrate.upgrade("0008")
         with engine.begin() as connection:
             for row in rows:
                 connection.execute(sa.text(row))
-        migrate.upgrade("0007")
+        migrate.upgrade("0009")
         acme = portal.get_business("acme")
         assert acme is not None
         assert not (acme.plan_changes or acme.quantity_changes or acme.add_ons or acme.pause)
@@ -299,7 +377,7 @@ def test_0007_adds_the_catalogue_to_a_database_in_use(
                 sa.text("UPDATE portal_subscriptions SET price_id = :price"), {"price": price.id}
             )
         portal_state.session.close()
-        migrate.downgrade("0006")
+        migrate.downgrade("0008")
         with engine.connect() as connection:
             assert not {"portal_products", "portal_prices"} & _portal_tables(engine)
             columns = {c["name"] for c in sa.inspect(connection).get_columns("portal_businesses")}

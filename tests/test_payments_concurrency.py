@@ -10,8 +10,10 @@ import sqlalchemy as sa
 from flask import Flask
 from sqlalchemy.orm import Session
 
+import flask_customer_portal as portal
+from flask_customer_portal import invoice_payments, payments, signals
 from flask_customer_portal import models as m
-from flask_customer_portal import payments, signals
+from flask_customer_portal.errors import ValidationError
 from flask_customer_portal.providers import TestProvider
 
 from .conftest import provider_of
@@ -104,3 +106,51 @@ def test_ten_concurrent_confirmations_charge_once(
     paid = session.scalars(sa.select(m.Invoice).filter_by(status="paid")).all()
     assert [invoice.total for invoice in paid] == [5800]
     assert outbox_kinds(session) == ["payment_succeeded", "subscription_reactivated"]
+
+
+@pytest.mark.parametrize(
+    "keys",
+    [
+        pytest.param(["same-key"] * THREADS, id="double-clicks"),
+        pytest.param([f"tab-{i}" for i in range(THREADS)], id="tabs"),
+    ],
+)
+def test_ten_posts_at_once_pay_a_one_off_invoice_once(
+    app: Flask, session: Session, customer: m.Customer, keys: list[str]
+) -> None:
+    """P2, P3: ten payments of one invoice at once, one key (double clicks) or ten (tabs): one
+    charge, one succeeded payment, the invoice paid; the others answer with that outcome, or,
+    once it is paid, that it takes no more payments."""
+    invoice = portal.issue_invoice(
+        customer, [{"description": "Setup", "unit_amount": 4900}], currency="USD"
+    )
+    card = add_card(customer, SUCCEEDS)
+    provider: TestProvider = provider_of(app)
+    barrier = threading.Barrier(THREADS)
+    results: list[Any] = [None] * THREADS
+
+    def post(index: int) -> None:
+        with app.app_context():
+            own = app.extensions["customer_portal"].session
+            mine, method = own.get(m.Invoice, invoice.id), own.get(m.PaymentMethod, card.id)
+            barrier.wait()
+            try:
+                results[index] = invoice_payments.pay_invoice(
+                    mine, method, idempotency_key=keys[index], return_url=PAYMENT_RETURN_URL
+                ).status
+            except ValidationError as refused:
+                results[index] = refused.code
+
+    threads = [threading.Thread(target=post, args=(i,)) for i in range(THREADS)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert "succeeded" in results
+    assert set(results) <= {"succeeded", "pending", "invoice_closed"}, results
+    assert provider.charge_count == 1
+    session.expire_all()
+    statuses = session.scalars(sa.select(m.Payment.status).filter_by(invoice_id=invoice.id)).all()
+    assert statuses == ["succeeded"]
+    assert session.get(m.Invoice, invoice.id).status == "paid"  # type: ignore[union-attr]
+    assert outbox_kinds(session) == ["payment_succeeded"]

@@ -45,6 +45,9 @@ class LoginLink(Base):
     return_url: Mapped[str | None] = mapped_column(String(2000))
     # For an "email_change" link: the address that becomes the customer's.
     new_email: Mapped[str | None] = mapped_column(String(254))
+    # The portal page to open after signing in (a deep link's action, a bookmark):
+    # a path under the portal's prefix, checked when the link is made.
+    next_path: Mapped[str | None] = mapped_column(String(2000))
     created_at: Mapped[datetime] = created_at_column()
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
     used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

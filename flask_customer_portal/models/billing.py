@@ -367,13 +367,13 @@ class Payment(Base):
         currency_check(),
         *scope_constraints(),
         Index("ix_portal_payments_history", "customer_id", "created_at"),
-        # P2: a subscription has at most one payment in flight, whatever races.
-        Index(
-            "ix_portal_payments_one_open_attempt",
-            "subscription_id",
-            unique=True,
-            sqlite_where=text(one_of("status", IN_FLIGHT)),
-            postgresql_where=text(one_of("status", IN_FLIGHT)),
+        *(  # P2: one payment in flight per subscription, and per invoice, whatever races.
+            Index(name, column, unique=True, sqlite_where=where, postgresql_where=where)
+            for name, column in (
+                ("ix_portal_payments_one_open_attempt", "subscription_id"),
+                ("ix_portal_payments_one_open_invoice_attempt", "invoice_id"),
+            )
+            for where in [text(one_of("status", IN_FLIGHT))]
         ),
     )
 

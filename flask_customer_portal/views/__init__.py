@@ -17,11 +17,13 @@ from ..state import PortalState
 from . import (
     access,
     billing,
+    cards,
     guard,
     health,
     language,
     licenses,
     overview,
+    pay_invoice,
     payments,
     profile,
     staff,
@@ -51,7 +53,9 @@ def register_views(
     access.register(pages, limiter, bridge=state.host_customer is not None)
     profile.register(pages, limiter)
     health.register(pages, limiter)
-    for module in (theme, overview, billing, subscriptions, payments, licenses, language):
+    for module in (theme, overview, billing, subscriptions, payments, pay_invoice, cards):
+        module.register(pages)
+    for module in (licenses, language):
         module.register(pages)
     app.register_blueprint(pages, url_prefix=prefix)
     app.register_blueprint(test_provider.blueprint(), url_prefix=prefix + "/test-provider")

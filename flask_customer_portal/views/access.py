@@ -17,7 +17,7 @@ from flask import (
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 
-from .. import access, links
+from .. import access, deep_links, links
 from ..businesses import get_business
 from ..config import config_value
 from ..errors import ValidationError
@@ -92,7 +92,16 @@ def _email_key() -> str:
 def request_link(business_id: str, mode: str) -> Any:
     """The static link: type your email, get a sign-in link (T8: one answer for all)."""
     business = business_page(business_id)
-    context = {"business": business, "mode": mode, "expired": "expired" in request.args}
+    # The page a signed-out visitor asked for, kept through the form to the emailed
+    # link; anything but a portal path is dropped (no open redirect, V1).
+    given = request.form if request.method == "POST" else request.args
+    next_path = _portal_path(given.get("next"))
+    context = {
+        "business": business,
+        "mode": mode,
+        "expired": "expired" in request.args,
+        "next_path": next_path,
+    }
     if request.method == "GET":
         return render_template("customer_portal/login.html", **context)
     try:
@@ -100,7 +109,7 @@ def request_link(business_id: str, mode: str) -> Any:
     except ValidationError:
         error = gettext("Enter the email address you used when you bought.")
         return render_template("customer_portal/login.html", error=error, **context), 400
-    access.request_login_link(business, mode, address)
+    access.request_login_link(business, mode, address, next_path=next_path)
     portal.session.commit()
     return render_template("customer_portal/login_sent.html", **context)
 
@@ -113,13 +122,25 @@ def open_link(business_id: str, token: str, mode: str) -> Any:
         opened = access.redeem_link(business, mode, token)
         if opened is not None:
             sign_in(opened)
-            response = redirect(url_for("customer_portal.overview"), 303)
+            next_path = _portal_path(opened.next_path)
+            target = request.script_root + next_path if next_path else None
+            response = redirect(target or url_for("customer_portal.overview"), 303)
             response.headers.update(LINK_HEADERS)
             return response
     elif links.link_is_valid(business, mode, token):
         return render_template("customer_portal/continue.html", **context), 200, LINK_HEADERS
     page = render_template("customer_portal/link_invalid.html", **context)
     return page, 410, LINK_HEADERS
+
+
+def _portal_path(path: str | None) -> str | None:
+    """Return ``path`` if it is a portal page a sign-in may lead to, else ``None``."""
+    if path is None:
+        return None
+    try:
+        return deep_links.check_next_path(path)
+    except ValidationError:
+        return None
 
 
 def logout() -> Any:

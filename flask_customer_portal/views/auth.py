@@ -11,10 +11,12 @@ from collections.abc import Callable
 from functools import wraps
 from typing import Any, cast
 
-from flask import g, redirect, render_template, session, url_for
+from flask import g, redirect, render_template, request, session, url_for
 from werkzeug.local import LocalProxy
 
 from ..access import SignIn, is_recent, load_session
+from ..businesses import only_business
+from ..config import config_value
 from ..models import Customer, PortalSession
 from ..urls import mode_endpoint
 
@@ -22,6 +24,8 @@ from ..urls import mode_endpoint
 #: business and mode it was for (to send an expired visitor to the right login page).
 SESSION_TOKEN = "_customer_portal"
 SESSION_HOME = "_customer_portal_home"
+#: The page of the action a deep link opened, until that action is done.
+SESSION_FLOW = "_customer_portal_flow"
 
 
 def current_portal_session() -> PortalSession | None:
@@ -43,16 +47,27 @@ current_customer = cast(Customer | None, LocalProxy(_current_customer))
 
 
 def customer_required(view: Callable[..., Any]) -> Callable[..., Any]:
-    """Let only a signed-in portal customer through; others go to their sign-in page."""
+    """Let only a signed-in portal customer through; others go to their sign-in page.
+
+    The sign-in page keeps the page asked for (a GET's path and query), so the
+    emailed link opens it after sign-in. Which business's sign-in page: the one
+    this browser was last signed in to, else the only business there is.
+    """
 
     @wraps(view)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         if current_portal_session() is None:
             home = session.get(SESSION_HOME)
             session.pop(SESSION_TOKEN, None)
+            params: dict[str, Any] = {}
+            if request.method == "GET" and request.endpoint != "customer_portal.overview":
+                params["next"] = request.full_path if request.query_string else request.path
             if isinstance(home, list) and len(home) == 2:
                 business_id, mode = home
-                return redirect(login_url(business_id, mode, expired=True))
+                return redirect(login_url(business_id, mode, expired=True, **params))
+            only = only_business()
+            if only is not None:
+                return redirect(login_url(only, config_value("DEFAULT_MODE"), **params))
             return render_template("customer_portal/signed_out.html"), 401
         return view(*args, **kwargs)
 
@@ -82,9 +97,13 @@ def sign_in(opened: SignIn, *, clear: bool = True) -> None:
 
     ``clear`` empties the Flask session first (T10: nothing planted before
     sign-in survives it); the host login bridge keeps the host's own sign-in.
+    A deep link's action page is remembered until the action is done.
     """
     if clear:
         session.clear()
+    session.pop(SESSION_FLOW, None)
+    if opened.deep_link:
+        session[SESSION_FLOW] = opened.next_path
     session[SESSION_TOKEN] = opened.token
     session[SESSION_HOME] = [opened.session.customer.business.public_id, opened.session.mode]
     g.customer_portal_session = opened.session

@@ -29,6 +29,14 @@ _BY_CODE = {
     # Paying.
     "subscription_ended": N_("This subscription has ended; its payment method cannot change."),
     "nothing_to_pay": N_("This subscription has nothing to pay."),
+    "invoice_closed": N_("This invoice is no longer open, so nothing was charged."),
+    "payment_in_flight": N_(
+        "A payment with this card is not finished yet. Try again once it is settled."
+    ),
+    "last_card": N_(
+        "This is the only card of a current subscription, so it cannot be removed. "
+        "Add another card first."
+    ),
     "idempotency_conflict": N_(
         "This page was out of date, so nothing was done. Check the details and confirm again."
     ),
@@ -50,6 +58,10 @@ _BY_FIELD = {
     ("phone", "invalid_phone"): N_("Phone is not a valid phone number."),
     ("phone", "no_country_code"): N_(
         "Phone is not a phone number; include the country code, like +55 11 98765-4321."
+    ),
+    ("invoice", "nothing_to_pay"): N_("This invoice has nothing left to pay."),
+    ("invoice", "payment_in_flight"): N_(
+        "A payment of this invoice is not finished yet. Check again in a moment."
     ),
     ("status", "invalid_choice"): N_(
         "There is no such status to filter by. Choose one from the list."

@@ -27,17 +27,19 @@ from ..records import payment_of
 from ..settlement import PaymentOutcome, settle_payment, settle_pending
 from ..urls import external_url
 from .auth import customer_required, login_url, signed_in_customer, signed_in_recently
+from .cards import UNREACHABLE, card_words
+from .flows import action_done
 from .guard import FLASH, or_404
 from .messages import error_message
 from .subscriptions import customer_subscription
 
 #: What an idempotency key from the form looks like (``secrets.token_urlsafe``).
-_KEY = re.compile(r"[A-Za-z0-9_-]{16,100}")
+FORM_KEY = re.compile(r"[A-Za-z0-9_-]{16,100}")
 
-_CHANGED = N_(
+CHANGED = N_(
     "This subscription changed in the meantime; nothing was charged. Here is how it is now."
 )
-_STALE = N_("This page was out of date, so nothing was done. Check the details and confirm again.")
+STALE = N_("This page was out of date, so nothing was done. Check the details and confirm again.")
 
 
 def register(blueprint: Blueprint) -> None:
@@ -68,7 +70,9 @@ def payment_method(subscription_id: str) -> Any:
             (
                 outcome.payment
                 for outcome in settle_pending(customer)
-                if outcome.subscription.id == subscription.id and outcome.status in IN_FLIGHT
+                if outcome.subscription is not None
+                and outcome.subscription.id == subscription.id
+                and outcome.status in IN_FLIGHT
             ),
             None,
         )
@@ -81,8 +85,8 @@ def payment_method(subscription_id: str) -> Any:
             subscription, error=gettext("Choose a card, or add a new one."), status=400
         )
     key = request.form.get("idempotency_key", "")
-    if not _KEY.fullmatch(key):
-        error = gettext(_STALE)
+    if not FORM_KEY.fullmatch(key):
+        error = gettext(STALE)
         return _edit_page(subscription, error=error, selected=method.public_id, status=400)
     try:
         outcome = change_payment_method(
@@ -96,8 +100,8 @@ def payment_method(subscription_id: str) -> Any:
         error = error_message(refused)
         return _edit_page(subscription, error=error, selected=method.public_id, status=400)
     except InvalidTransition:
-        return _edit_page(subscription, error=gettext(_CHANGED), status=409)
-    return _after(outcome, method)
+        return _edit_page(subscription, error=gettext(CHANGED), status=409)
+    return _after(outcome, method, subscription)
 
 
 def add_card(subscription_id: str) -> Any:
@@ -112,9 +116,7 @@ def add_card(subscription_id: str) -> Any:
     try:
         card_page = cards.begin_card_setup(customer, return_url=return_url)
     except ProviderError:
-        error = gettext(
-            "Our payment provider could not be reached. Nothing was changed; try again soon."
-        )
+        error = gettext(UNREACHABLE)
         return _edit_page(subscription, error=error, status=503)
     return redirect(card_page, 303)
 
@@ -142,7 +144,7 @@ def card_added(subscription_id: str) -> Any:
         error = gettext("The card was not added. Try adding it again, or choose a saved card.")
         return _edit_page(subscription, error=error, status=400)
     flash(
-        gettext("Card %(card)s added. Choose it and confirm to use it.", card=_card_words(method)),
+        gettext("Card %(card)s added. Choose it and confirm to use it.", card=card_words(method)),
         FLASH,
     )
     return redirect(
@@ -175,23 +177,32 @@ def payment_return(payment_id: str) -> Any:
     """Where the provider sends the customer back: learn the final outcome, then show it."""
     payment = or_404(payment_of(signed_in_customer(), payment_id))
     # Only the portal's own attempts are settled; a payment the merchant recorded is as it is.
-    if payment.status in IN_FLIGHT and payment.subscription_id is not None:
+    if payment.status in IN_FLIGHT and payment.payment_method_id is not None:
         settle_payment(payment)
-    return redirect(url_for("customer_portal.payment", payment_id=payment.public_id), 303)
+    return _payment_done(payment)
 
 
-def _after(outcome: PaymentOutcome, method: PaymentMethod) -> Any:
-    subscription = outcome.subscription
+def _payment_done(payment: Payment) -> Any:
+    # Paid: the action a deep link opened is done (on the subscription's payment-method
+    # page, whether the bank asked for a confirmation on the way or not).
+    result = url_for("customer_portal.payment", payment_id=payment.public_id)
+    if payment.status != "succeeded" or payment.subscription is None:
+        return redirect(result, 303)
+    page = url_for(
+        "customer_portal.payment_method", subscription_id=payment.subscription.public_id
+    ).removeprefix(request.script_root)
+    message = gettext("Paid. %(name)s is active again.", name=payment.subscription.name)
+    return action_done(page, result, message, fallback_shows=False)
+
+
+def _after(outcome: PaymentOutcome, method: PaymentMethod, subscription: Subscription) -> Any:
     if outcome.status == "updated":
-        flash(
-            gettext(
-                "%(name)s will now be charged to %(card)s.",
-                name=subscription.name,
-                card=_card_words(method),
-            ),
-            FLASH,
+        message = gettext(
+            "%(name)s will now be charged to %(card)s.",
+            name=subscription.name,
+            card=card_words(method),
         )
-        return redirect(url_for("customer_portal.subscriptions"), 303)
+        return action_done(request.path, url_for("customer_portal.subscriptions"), message)
     if outcome.status == "failed":
         reason = translated(outcome.failure_reason) or gettext("The payment did not go through.")
         error = gettext(
@@ -200,10 +211,15 @@ def _after(outcome: PaymentOutcome, method: PaymentMethod) -> Any:
             reason=reason,
         )
         return _edit_page(subscription, error=error, status=400)
+    return to_payment(outcome)
+
+
+def to_payment(outcome: PaymentOutcome) -> Any:
+    """Send the customer on after a charge: to the bank's page, or to the payment's page."""
     if outcome.status == "requires_action" and outcome.action_url:
         return redirect(outcome.action_url, 303)
     assert outcome.payment is not None
-    return redirect(url_for("customer_portal.payment", payment_id=outcome.payment.public_id), 303)
+    return _payment_done(outcome.payment)
 
 
 def _edit_page(
@@ -240,7 +256,3 @@ def _edit_page(
         error=error,
     )
     return page, status
-
-
-def _card_words(method: PaymentMethod) -> str:
-    return gettext("%(brand)s ending in %(last4)s", brand=method.brand.title(), last4=method.last4)

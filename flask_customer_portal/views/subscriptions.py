@@ -15,6 +15,7 @@ from ..models import CURRENT_STATUSES, Customer, Subscription
 from ..records import subscription_of
 from ..subscriptions import subscription_listing
 from .auth import customer_required, signed_in_customer
+from .flows import action_done
 from .guard import FLASH, or_404
 from .messages import error_message
 
@@ -77,17 +78,14 @@ def cancel(subscription_id: str) -> Any:
         return _cancel_page(subscription, gettext(_CHANGED), 409)
     if at_period_end:
         ends = formatting.date(subscription.current_period_end, current_locale())
-        flash(
-            gettext(
-                "%(name)s will end on %(date)s. You can undo this until then.",
-                name=subscription.name,
-                date=ends,
-            ),
-            FLASH,
+        message = gettext(
+            "%(name)s will end on %(date)s. You can undo this until then.",
+            name=subscription.name,
+            date=ends,
         )
     else:
-        flash(gettext("%(name)s is cancelled.", name=subscription.name), FLASH)
-    return redirect(url_for(".subscriptions"), 303)
+        message = gettext("%(name)s is cancelled.", name=subscription.name)
+    return action_done(request.path, url_for(".subscriptions"), message)
 
 
 def undo(subscription_id: str) -> Any:

@@ -11,20 +11,19 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from flask import Flask
-from werkzeug.serving import make_server
 
 from example_app import create_app
 from example_app.models import db
 from flask_customer_portal import get_business, upsert_customer
 
 from ..conftest import IN_CI
+from ..helpers import close_app, serving
 from ..smtp import HOST, SMTPServer, free_port
 
 OUTPUT = Path(__file__).resolve().parents[2] / "test-output" / "journeys"
@@ -117,20 +116,11 @@ def store(seeded_store: Path, tmp_path: Path) -> Iterator[Store]:
     smtp.start()
     port = free_port()
     app = create_app(_config(database, port=port, smtp_port=smtp.port))
-    server = make_server(HOST, port, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
     try:
-        yield Store(app, f"http://{HOST}:{port}", smtp)
+        with serving(app, port) as url:
+            yield Store(app, url, smtp)
     finally:
-        server.shutdown()
-        thread.join(10)
-        server.server_close()
-        state = app.extensions["customer_portal"]
-        if state.dispatcher is not None:
-            state.dispatcher.stop()
-        with app.app_context():
-            db.engine.dispose()
+        close_app(app)
         smtp.stop()
 
 

@@ -13,7 +13,6 @@ dues.
 from __future__ import annotations
 
 import re
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,11 +21,11 @@ import pytest
 import stripe
 from flask import Flask
 from flask_sqlalchemy import SQLAlchemy
-from werkzeug.serving import make_server
 
 import flask_customer_portal as portal
 from flask_customer_portal import CustomerPortal
 
+from ..helpers import close_app, serving
 from ..smtp import HOST, free_port
 from ..stripe_server import SECRET_KEY, StripeServer
 
@@ -84,20 +83,11 @@ def shop(tmp_path: Path, stripe_server: StripeServer) -> Iterator[Shop]:
     client = stripe.StripeClient(SECRET_KEY, base_addresses={"api": stripe_server.url})
     shop = Shop(app, url, client)
     _bruno_on_hold(shop)
-    server = make_server(HOST, port, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
     try:
-        yield shop
+        with serving(app, port):
+            yield shop
     finally:
-        server.shutdown()
-        thread.join(10)
-        server.server_close()
-        state = app.extensions["customer_portal"]
-        if state.dispatcher is not None:
-            state.dispatcher.stop()
-        with app.app_context():
-            state.engine.dispose()
+        close_app(app)
 
 
 def _bruno_on_hold(shop: Shop) -> None:

@@ -1,8 +1,8 @@
 """catalogue: products, prices, allowed switches, add-ons, and the self-service switches
 
-Revision ID: 0007
-Revises: 0006
-Create Date: 2026-12-09 10:00:00.000000
+Revision ID: 0009
+Revises: 0008
+Create Date: 2026-12-02 18:00:00.000000
 
 A business declares products and their prices per mode, which prices a
 subscription may switch to, and add-on prices attached to subscriptions. A
@@ -18,8 +18,8 @@ from typing import Any
 import sqlalchemy as sa
 from alembic import op
 
-revision = '0007'
-down_revision = '0006'
+revision = '0009'
+down_revision = '0008'
 branch_labels = None
 depends_on = None
 
