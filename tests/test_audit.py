@@ -68,6 +68,7 @@ def test_each_event_is_one_line_with_ids_and_never_a_secret(
             {
                 "payment": outcome.payment.public_id,
                 "subscription": subscription.public_id,
+                "invoice": outcome.payment.invoice.public_id,
                 "payment_method": card.public_id,
                 "amount": 2900,
                 "currency": "USD",
