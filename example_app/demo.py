@@ -16,7 +16,9 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from flask_customer_portal import (
+    allow_switch,
     create_business,
+    get_price,
     issue_invoice,
     issue_license_key,
     record_failed_renewal,
@@ -25,6 +27,8 @@ from flask_customer_portal import (
     start_subscription,
     transition,
     upsert_customer,
+    upsert_price,
+    upsert_product,
 )
 from flask_customer_portal.models import Business, Customer, Subscription
 
@@ -37,6 +41,10 @@ CURRENCY = "USD"
 #: Plans and their monthly price in cents, with how often customers pick each.
 PLANS = {"Starter": 900, "Pro": 2900, "Team": 9900}
 PLAN_WEIGHTS = (5, 4, 1)
+#: A seat-based plan: its price per seat in cents, and its seat limits.
+SEATS = ("Business", 1200, {"seats_minimum": 3, "seats_maximum": 50})
+#: Add-ons and their monthly price in cents.
+ADD_ONS = {"Extra storage": 500, "Priority support": 1900}
 #: Cards the store's customers keep on file: (brand, last four digits).
 CARDS = (("visa", "4242"), ("mastercard", "4444"), ("amex", "8431"))
 DECLINES = (
@@ -156,7 +164,17 @@ def seed(now: datetime, *, crowd: int = 300, random_seed: int = 2024) -> int:
         tax_id="US EIN 12-3456789",
         brand_color="#2563eb",
         logo=LOGO.read_bytes(),
+        # Every self-service switch on, so each flow can be tried.
+        plan_changes=True,
+        quantity_changes=True,
+        add_ons=True,
+        pause=True,
+        cancellation_reasons=True,
+        retention_offer=True,
+        downgrades_at="period_end",
+        proration="prorate",
     )
+    _catalogue(business)
     _ana(business, now)
     _bruno(business, now)
     _carla(business, now)
@@ -166,6 +184,30 @@ def seed(now: datetime, *, crowd: int = 300, random_seed: int = 2024) -> int:
         # The featured names always have paid invoices: their PDFs show any script.
         _random_history(customer, now, rng, active=email in FEATURED_EMAILS)
     return 3 + crowd
+
+
+def _catalogue(business: Business) -> None:
+    """Declare the store's plans, its seat-based plan and its add-ons, and the switches."""
+    product = upsert_product(business, "acme_cloud", PRODUCT)
+    plans = [
+        upsert_price(product, _price_id(plan), name=plan, amount=amount, currency=CURRENCY)
+        for plan, amount in PLANS.items()
+    ]
+    name, amount, limits = SEATS
+    seats = upsert_price(
+        product, _price_id(name), name=name, amount=amount, currency=CURRENCY, **limits
+    )
+    for add_on, amount in ADD_ONS.items():
+        upsert_price(
+            product, _price_id(add_on), name=add_on, amount=amount, currency=CURRENCY, add_on=True
+        )
+    for index, plan in enumerate(plans):
+        for other in [*plans[index + 1 :], seats]:
+            allow_switch(plan, other, both_ways=True)
+
+
+def _price_id(name: str) -> str:
+    return "price_" + name.lower().replace(" ", "_")
 
 
 def _ana(business: Business, now: datetime) -> None:
@@ -225,9 +267,9 @@ def _random_history(
 
 
 def _subscribe(customer: Customer, plan: str, start: datetime) -> Subscription:
-    return start_subscription(
-        customer, product=PRODUCT, plan=plan, price=PLANS[plan], currency=CURRENCY, start=start
-    )
+    price = get_price(customer.business, mode=customer.mode, external_id=_price_id(plan))
+    assert price is not None
+    return start_subscription(customer, price=price, start=start)
 
 
 def _card_on_file(customer: Customer, now: datetime) -> None:

@@ -21,6 +21,20 @@ from .cards import (
     remove_payment_method,
     save_payment_method,
 )
+from .catalogue import (
+    add_on_options,
+    allow_switch,
+    archive_price,
+    archive_product,
+    create_price,
+    create_product,
+    forbid_switch,
+    switch_options,
+    update_price,
+    update_product,
+    upsert_price,
+    upsert_product,
+)
 from .customers import upsert_customer
 from .errors import ConfigurationError, CustomerPortalError, InvalidTransition, ValidationError
 from .extension import CustomerPortal
@@ -32,12 +46,15 @@ from .mail import Email, Mailer
 from .outbox import local_messages
 from .payments import reactivate_subscription
 from .plans import change_plan, change_quantity
+from .proration import ChangePreview, ProrationLine, preview_change
 from .providers import ChargeResult, PaymentProvider, ProviderError, SavedCard, TestProvider
 from .records import (
     find_customer,
     get_customer,
     get_invoice,
     get_payment,
+    get_price,
+    get_product,
     get_subscription,
     set_external_id,
     update_metadata,
@@ -49,6 +66,7 @@ from .views import current_customer
 __version__ = _version("flask-customer-portal")
 
 __all__ = [
+    "ChangePreview",
     "ChargeResult",
     "ConfigurationError",
     "CustomerPortal",
@@ -60,12 +78,17 @@ __all__ = [
     "PaymentOutcome",
     "PaymentProvider",
     "PortalLink",
+    "ProrationLine",
     "ProviderError",
     "ReportlabInvoiceRenderer",
     "SavedCard",
     "SignIn",
     "TestProvider",
     "ValidationError",
+    "add_on_options",
+    "allow_switch",
+    "archive_price",
+    "archive_product",
     "attach_payment_method",
     "cancel_subscription",
     "change_plan",
@@ -73,13 +96,18 @@ __all__ = [
     "create_api_key",
     "create_business",
     "create_portal_session",
+    "create_price",
+    "create_product",
     "current_customer",
     "end_due_cancellations",
     "find_customer",
+    "forbid_switch",
     "get_business",
     "get_customer",
     "get_invoice",
     "get_payment",
+    "get_price",
+    "get_product",
     "get_subscription",
     "issue_invoice",
     "issue_license_key",
@@ -88,6 +116,7 @@ __all__ = [
     "list_subscriptions",
     "local_messages",
     "outstanding_dues",
+    "preview_change",
     "reactivate_subscription",
     "reconcile",
     "record_failed_renewal",
@@ -103,11 +132,16 @@ __all__ = [
     "start_session",
     "start_subscription",
     "static_link",
+    "switch_options",
     "transition",
     "undo_cancellation",
     "update_business",
     "update_metadata",
+    "update_price",
+    "update_product",
     "upsert_business",
     "upsert_customer",
+    "upsert_price",
+    "upsert_product",
     "void_invoice",
 ]

@@ -11,7 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from . import validation as v
 from .config import config_value
 from .errors import ValidationError
-from .models import Business
+from .models import DOWNGRADE_TIMINGS, PRORATIONS, Business
 from .proxies import portal, unit_of_work
 
 _PUBLIC_ID = re.compile(r"[a-z0-9][a-z0-9_-]{1,39}")
@@ -20,6 +20,15 @@ _INVOICE_PREFIX = re.compile(r"[A-Za-z0-9-]{1,12}")
 _LOGO_MAGIC = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff")
 MAX_LOGO_BYTES = 512 * 1024
 
+#: What customers may do by themselves, each off (``False``) until the merchant turns it on.
+SWITCHES = (
+    "plan_changes",
+    "quantity_changes",
+    "add_ons",
+    "pause",
+    "cancellation_reasons",
+    "retention_offer",
+)
 _FIELDS = (
     "name",
     "support_email",
@@ -30,6 +39,9 @@ _FIELDS = (
     "default_locale",
     "cancel_at_period_end",
     "cancel_now",
+    *SWITCHES,
+    "downgrades_at",
+    "proration",
 )
 
 
@@ -50,6 +62,12 @@ def create_business(
         JPEG bytes), ``brand_color`` (``#rrggbb``), ``default_locale``, and
         which ways of cancelling customers are offered: ``cancel_at_period_end``
         and ``cancel_now`` (both ``True`` by default; at least one must stay).
+        The self-service switches, ``True`` or ``False`` (all ``False`` by
+        default): ``plan_changes``, ``quantity_changes``, ``add_ons``,
+        ``pause``, ``cancellation_reasons``, ``retention_offer``; and how
+        changes are billed: ``downgrades_at`` (``"period_end"``, the default,
+        or ``"now"``) and ``proration`` (``"none"``, the default: nothing is
+        charged or credited mid-period; or ``"prorate"``).
     """
     fields = _clean({"name": name, **details})
     fields.setdefault("default_locale", config_value("DEFAULT_LOCALE"))
@@ -161,9 +179,15 @@ def _clean(values: dict[str, Any], *, partial: bool = False) -> dict[str, Any]:
         fields["brand_color"] = color.lower()
     if values.get("logo") is not None:
         fields["logo"] = _logo(values["logo"])
-    for key in ("cancel_at_period_end", "cancel_now"):
+    for key in ("cancel_at_period_end", "cancel_now", *SWITCHES):
         if key in values:
             fields[key] = v.boolean(key, values[key])
+    if "downgrades_at" in values:
+        fields["downgrades_at"] = v.choice(
+            "downgrades_at", values["downgrades_at"], DOWNGRADE_TIMINGS
+        )
+    if "proration" in values:
+        fields["proration"] = v.choice("proration", values["proration"], PRORATIONS)
     if values.get("default_locale") is not None:
         fields["default_locale"] = v.locale("default_locale", values["default_locale"])
     return fields

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import secrets
 from datetime import UTC, datetime
+from typing import Any
 
-from sqlalchemy import CheckConstraint, DateTime, MetaData, String
+from sqlalchemy import JSON, CheckConstraint, DateTime, MetaData, String, UniqueConstraint, text
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
@@ -76,6 +77,11 @@ def new_public_id(prefix: str) -> str:
 # -- Column helpers of the models ------------------------------------------------------
 
 
+#: A business has two separate worlds: test and live.
+MODES = ("test", "live")
+INTERVALS = ("day", "week", "month", "year")
+
+
 def one_of(column: str, values: tuple[str, ...]) -> str:
     """Return the SQL of a check that ``column`` holds one of ``values``."""
     return f"{column} IN ({', '.join(repr(v) for v in values)})"
@@ -99,3 +105,25 @@ def created_at_column() -> Mapped[datetime]:
 def updated_at_column() -> Mapped[datetime]:
     """Return a modification time column, set on every ORM update."""
     return mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+
+
+def external_id_column() -> Mapped[str | None]:
+    """Return the column of the id a record has in the merchant's system or processor."""
+    return mapped_column(String(255))
+
+
+def metadata_column() -> Mapped[dict[str, Any]]:
+    """Return the column of the merchant's own key-value pairs (``metadata`` in SQL)."""
+    return mapped_column("metadata", JSON, default=dict, server_default=text("'{}'"))
+
+
+def scope_constraints() -> tuple[Any, ...]:
+    """Return the checks of a record that belongs to a business in one mode.
+
+    The record's ``external_id`` is unique in that scope (records without one
+    never clash).
+    """
+    return (
+        CheckConstraint(one_of("mode", MODES), name="mode"),
+        UniqueConstraint("business_id", "mode", "external_id"),
+    )

@@ -37,6 +37,8 @@ def change_plan(
 
     ``product``, ``interval``, ``interval_count`` and ``quantity`` keep their
     values unless given. A call that changes nothing writes and sends nothing.
+    A subscription on a catalogue price is on none afterwards (``changes``
+    names ``price_id``).
 
     :param plan: the new plan's name (``None`` or ``""``: the product alone).
     :param price: the price of one unit for one period, in minor units, in the
@@ -52,7 +54,8 @@ def change_plan(
         interval_count=subscription.interval_count if interval_count is None else interval_count,
         quantity=subscription.quantity if quantity is None else quantity,
     )
-    return _apply(subscription, terms)
+    # Terms given by hand are no catalogue price's: it is offered no switches from one.
+    return _apply(subscription, {**terms, "price_id": None})
 
 
 def change_quantity(subscription: Subscription, quantity: int) -> Subscription:

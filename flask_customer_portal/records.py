@@ -1,6 +1,6 @@
 """The merchant's own ids and metadata on the portal's records, and the look-ups by id.
 
-Customers, subscriptions, invoices and payments each carry an ``external_id``
+Customers, subscriptions, invoices, payments, products and prices each carry an ``external_id``
 (the id the record has in the merchant's system or processor) and
 ``metadata_`` (the merchant's key-value pairs). An external id is unique in
 its business and mode: the same id in test and live mode, or in two
@@ -19,11 +19,11 @@ from sqlalchemy.exc import IntegrityError
 
 from . import validation as v
 from .errors import ValidationError
-from .models import Business, Customer, Invoice, Payment, Subscription
+from .models import Business, Customer, Invoice, Payment, Price, Product, Subscription
 from .proxies import portal, unit_of_work
 
 #: The records that carry an external id and metadata.
-Record = TypeVar("Record", Customer, Subscription, Invoice, Payment)
+Record = TypeVar("Record", Customer, Subscription, Invoice, Payment, Product, Price)
 
 
 # -- Look-ups ----------------------------------------------------------------------------
@@ -81,6 +81,26 @@ def get_payment(
     Give exactly one of ``public_id`` (``py_...``) and ``external_id``; ``None`` when absent.
     """
     return _get(Payment, business, public_id, mode=mode, external_id=external_id)
+
+
+def get_product(
+    business: Business, public_id: str | None = None, *, mode: str, external_id: str | None = None
+) -> Product | None:
+    """Return the product of ``business`` in ``mode`` with this public or external id.
+
+    Give exactly one of ``public_id`` (``prod_...``) and ``external_id``; ``None`` when absent.
+    """
+    return _get(Product, business, public_id, mode=mode, external_id=external_id)
+
+
+def get_price(
+    business: Business, public_id: str | None = None, *, mode: str, external_id: str | None = None
+) -> Price | None:
+    """Return the price of ``business`` in ``mode`` with this public or external id.
+
+    Give exactly one of ``public_id`` (``price_...``) and ``external_id``; ``None`` when absent.
+    """
+    return _get(Price, business, public_id, mode=mode, external_id=external_id)
 
 
 def _get(
@@ -161,7 +181,8 @@ def _taken_error(model: type[Record], external_id: str) -> ValidationError:
 
 
 def set_external_id(record: Record, external_id: str | None) -> Record:
-    """Give ``record`` (a customer, subscription, invoice or payment) this external id; commit.
+    """Give ``record`` (a customer, subscription, invoice, payment, product or price) this
+    external id; commit.
 
     ``None`` (or empty text) clears it. An id another record of the same kind,
     business and mode has is refused (``external_id_taken``); nothing is written.
@@ -201,5 +222,5 @@ def merchant_fields(
     }
 
 
-def _scope(record: Customer | Subscription | Invoice | Payment) -> dict[str, Any]:
+def _scope(record: Customer | Subscription | Invoice | Payment | Product | Price) -> dict[str, Any]:
     return {"business_id": record.business_id, "mode": record.mode}

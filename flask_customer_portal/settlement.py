@@ -25,9 +25,10 @@ from .billing import outstanding_dues, void_dues
 from .config import config_value
 from .db import utcnow
 from .models import IN_FLIGHT, Customer, Invoice, Payment, Subscription
+from .proration import add_interval
 from .providers.base import ChargeResult, ProviderError
 from .proxies import portal, provider_for, update_one, update_rows
-from .subscriptions import add_interval, set_payment_method, transition
+from .subscriptions import set_payment_method, transition
 
 #: How long an attempt the provider has no record of stays "pending" before it
 #: is settled as never charged: longer than any provider call can take, so a

@@ -7,10 +7,9 @@ UPDATE from the statuses :data:`ALLOWED_FROM` allows (P2). Cancelling is
 
 from __future__ import annotations
 
-import calendar
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from flask_babel import force_locale
@@ -20,6 +19,7 @@ from sqlalchemy.orm import joinedload
 from . import signals
 from . import validation as v
 from .billing import dues_of, invoice_lines, new_invoice
+from .catalogue import check_listed
 from .db import utcnow
 from .errors import InvalidTransition, ValidationError
 from .formatting import date, locale_of
@@ -31,8 +31,10 @@ from .models import (
     Invoice,
     Payment,
     PaymentMethod,
+    Price,
     Subscription,
 )
+from .proration import add_interval
 from .proxies import portal, unit_of_work, update_one
 from .records import claiming, merchant_fields
 
@@ -85,9 +87,9 @@ def change(subscription: Subscription, target: str, *conditions: Any, **values: 
 def start_subscription(
     customer: Customer,
     *,
-    product: str,
-    price: int,
-    currency: str,
+    product: str | None = None,
+    price: int | Price,
+    currency: str | None = None,
     plan: str | None = None,
     interval: str = "month",
     interval_count: int = 1,
@@ -102,12 +104,20 @@ def start_subscription(
     The first period begins at ``start`` (now by default) and lasts
     ``interval_count`` ``interval``\\ s; the next billing date is its end.
 
-    :param price: the price of one unit for one period, in minor units.
+    :param price: the price of one unit for one period, in minor units; or a
+        catalogue :class:`~.models.Price` of the customer's business and mode,
+        whose product, name, amount, currency and interval the subscription
+        takes (then give none of those), and whose seat limits ``quantity`` keeps.
     :param status: ``"active"`` (paid for) or ``"pending"`` (awaiting a first payment).
     :param external_id: your id for it, unique in its business and mode.
     :param metadata: your key-value pairs (see :func:`~.records.update_metadata`).
     """
     labels = merchant_fields(external_id, metadata)
+    listed = price if isinstance(price, Price) else None
+    if listed is not None:
+        check_listed(listed, customer, quantity)
+        product, plan, price = listed.product.name, listed.name, listed.amount
+        currency, interval, interval_count = listed.currency, listed.interval, listed.interval_count
     fields = {
         **plan_terms(
             product=product,
@@ -130,6 +140,7 @@ def start_subscription(
             current_period_end=ends,
             next_billing_at=ends if status == "active" else None,
             cancel_at_period_end=False,
+            price_id=listed.id if listed else None,
             **fields,
             **labels,
         )
@@ -149,19 +160,6 @@ def plan_terms(
         "interval_count": v.count("interval_count", interval_count),
         "quantity": v.count("quantity", quantity),
     }
-
-
-def add_interval(moment: datetime, interval: str, count: int = 1) -> datetime:
-    """Return ``moment`` plus ``count`` intervals; Jan 31 plus one month is Feb 28 (or 29)."""
-    if interval == "day":
-        return moment + timedelta(days=count)
-    if interval == "week":
-        return moment + timedelta(weeks=count)
-    months = count * (12 if interval == "year" else 1)
-    index = moment.month - 1 + months
-    year, month = moment.year + index // 12, index % 12 + 1
-    day = min(moment.day, calendar.monthrange(year, month)[1])
-    return moment.replace(year=year, month=month, day=day)
 
 
 def record_failed_renewal(

@@ -18,11 +18,13 @@ from example_app import create_app
 from example_app.models import db
 from flask_customer_portal import (
     ConfigurationError,
+    add_on_options,
     cards,
     create_portal_session,
     get_business,
     list_payment_methods,
     local_messages,
+    switch_options,
 )
 from flask_customer_portal.emails import send_queued
 from flask_customer_portal.models import Customer, Invoice, LicenseKey, Subscription
@@ -146,6 +148,22 @@ def test_ana_has_a_year_of_paid_invoices_and_license_keys(seeded: Flask) -> None
             .filter_by(customer_id=customer("ana@example.com").id)
         )
         assert keys == 2
+
+
+def test_the_store_declares_a_catalogue_with_every_switch_on(seeded: Flask) -> None:
+    """Ana, on Pro, may switch to the other plans and the seat-based one, and take add-ons."""
+    with seeded.app_context():
+        ana = subscription_of("ana@example.com")
+        assert ana.price is not None and ana.price.label == "Acme Cloud Pro"
+        assert [(p.name, p.amount) for p in switch_options(ana)] == [
+            ("Starter", 900),
+            ("Business", 1200),
+            ("Team", 9900),
+        ]
+        assert [p.name for p in add_on_options(ana)] == ["Extra storage", "Priority support"]
+        business = get_business("acme")
+        assert business is not None and business.pause and business.retention_offer
+        assert (business.downgrades_at, business.proration) == ("period_end", "prorate")
 
 
 def test_bruno_is_on_hold_with_two_open_invoices(seeded: Flask) -> None:

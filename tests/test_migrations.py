@@ -234,6 +234,8 @@ def test_0006_gives_existing_records_their_customers_scope_and_external_ids(
                 assert connection.execute(
                     sa.text(f"SELECT id, business_id, mode, external_id FROM {table} ORDER BY id")
                 ).all() == [(1, 1, "test", None), (2, 1, "live", None)], table
+        # The data API reads the models, which are at the latest revision.
+        migrate.upgrade()
         acme = portal.get_business("acme")
         test_customer = portal.get_customer(acme, "cus_1", mode="test")
         live_customer = portal.get_customer(acme, "cus_2", mode="live")
@@ -332,3 +334,52 @@ def test_0008_keeps_the_links_in_use_and_downgrades_back(
             columns = {c["name"] for c in sa.inspect(connection).get_columns("portal_login_links")}
             assert "next_path" not in columns
             assert connection.scalar(sa.text("SELECT token_hash FROM portal_login_links")) == "h1"
+
+
+def test_0009_adds_the_catalogue_to_a_database_in_use(
+    empty_database_url: str, app_factory: Callable[..., Flask]
+) -> None:
+    """D1: businesses made before 0009 have every self-service switch off, their
+    subscriptions are on no catalogue price and keep working; the way down keeps them."""
+    app = app_factory(empty_database_url)
+    engine = app.extensions["customer_portal"].engine
+    rows = [
+        "INSERT INTO portal_businesses (id, public_id, name, default_locale, invoice_prefix, "
+        "invoice_counter_live, invoice_counter_test, cancel_at_period_end, cancel_now, "
+        "created_at) VALUES (1, 'acme', 'Acme', 'en', 'ACME', 0, 0, true, true, '2026-11-01')",
+        "INSERT INTO portal_customers (id, public_id, business_id, mode, email, name, metadata, "
+        "created_at, updated_at) VALUES (1, 'cus_1', 1, 'test', 'c@example.com', 'C', '{}', "
+        "'2026-11-01', '2026-11-01')",
+        "INSERT INTO portal_subscriptions (id, public_id, customer_id, business_id, mode, "
+        "product, plan, price_amount, currency, interval, interval_count, quantity, status, "
+        "current_period_start, current_period_end, cancel_at_period_end, metadata, created_at, "
+        "updated_at) VALUES (1, 'sub_1', 1, 1, 'test', 'Cloud', 'Pro', 2900, 'USD', 'month', 1, "
+        "1, 'active', '2026-11-01', '2026-12-01', false, '{}', '2026-11-01', '2026-11-01')",
+    ]
+    with app.app_context():
+        migrate.upgrade("0008")
+        with engine.begin() as connection:
+            for row in rows:
+                connection.execute(sa.text(row))
+        migrate.upgrade("0009")
+        acme = portal.get_business("acme")
+        assert acme is not None
+        assert not (acme.plan_changes or acme.quantity_changes or acme.add_ons or acme.pause)
+        assert (acme.downgrades_at, acme.proration) == ("period_end", "none")
+        subscription = portal.get_subscription(acme, "sub_1", mode="test")
+        assert subscription is not None and subscription.price_id is None
+        assert portal.change_quantity(subscription, 2).amount == 5800
+        assert portal.switch_options(subscription) == []
+        product = portal.create_product(acme, "Cloud", mode="test")
+        price = portal.create_price(product, name="Pro", amount=2900, currency="USD")
+        with engine.begin() as connection:
+            connection.execute(
+                sa.text("UPDATE portal_subscriptions SET price_id = :price"), {"price": price.id}
+            )
+        portal_state.session.close()
+        migrate.downgrade("0008")
+        with engine.connect() as connection:
+            assert not {"portal_products", "portal_prices"} & _portal_tables(engine)
+            columns = {c["name"] for c in sa.inspect(connection).get_columns("portal_businesses")}
+            assert "plan_changes" not in columns
+            assert connection.scalar(sa.text("SELECT quantity FROM portal_subscriptions")) == 2

@@ -10,6 +10,7 @@ once, beside its table.
 
 from __future__ import annotations
 
+from ..db import INTERVALS, MODES
 from .access import (
     LINK_PURPOSES,
     OUTBOX_STATUSES,
@@ -23,27 +24,28 @@ from .access import (
 )
 from .billing import (
     CURRENT_STATUSES,
+    DOWNGRADE_TIMINGS,
     IN_FLIGHT,
-    INTERVALS,
     INVOICE_STATUSES,
-    LICENSE_STATUSES,
-    MODES,
     PAYMENT_STATUSES,
+    PRORATIONS,
     REFUND_STATUSES,
     SUBSCRIPTION_STATUSES,
     Business,
     Customer,
     Invoice,
     InvoiceLine,
-    LicenseKey,
     Payment,
     PaymentMethod,
     Refund,
     Subscription,
 )
+from .catalogue import Price, PriceSwitch, Product, SubscriptionAddOn
+from .licenses import LICENSE_STATUSES, LicenseKey
 
 __all__ = [
     "CURRENT_STATUSES",
+    "DOWNGRADE_TIMINGS",
     "IN_FLIGHT",
     "INTERVALS",
     "INVOICE_STATUSES",
@@ -52,6 +54,7 @@ __all__ = [
     "MODES",
     "OUTBOX_STATUSES",
     "PAYMENT_STATUSES",
+    "PRORATIONS",
     "REFUND_STATUSES",
     "SIGN_IN_PURPOSES",
     "SUBSCRIPTION_STATUSES",
@@ -66,8 +69,12 @@ __all__ = [
     "Payment",
     "PaymentMethod",
     "PortalSession",
+    "Price",
+    "PriceSwitch",
+    "Product",
     "Refund",
     "StoredDocument",
     "Subscription",
+    "SubscriptionAddOn",
     "WebhookEvent",
 ]

@@ -18,8 +18,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from ..db import Base, UTCDateTime, created_at_column, one_of, public_id_column, utcnow
-from .billing import MODES, Business, Customer
+from ..db import MODES, Base, UTCDateTime, created_at_column, one_of, public_id_column, utcnow
+from .billing import Business, Customer
 
 LINK_PURPOSES = ("email_login", "portal_session", "email_change")
 #: The purposes of links that sign a customer in.

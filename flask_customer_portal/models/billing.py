@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import (
     JSON,
@@ -21,22 +21,26 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, column_property, mapped_column, relationship
 
+if TYPE_CHECKING:
+    from .catalogue import Price, SubscriptionAddOn
+
 from ..db import (
+    INTERVALS,
     Base,
     UTCDateTime,
     created_at_column,
     currency_check,
+    external_id_column,
+    metadata_column,
     one_of,
     public_id_column,
+    scope_constraints,
     updated_at_column,
 )
 
-#: A business has two separate worlds: test and live.
-MODES = ("test", "live")
 SUBSCRIPTION_STATUSES = ("pending", "active", "on_hold", "cancelled", "expired", "failed")
 #: The statuses of a subscription that has not ended: shown as current, still changeable.
 CURRENT_STATUSES = ("active", "on_hold", "pending")
-INTERVALS = ("day", "week", "month", "year")
 #: The ORDER BY of a list of records.
 Order = tuple[ColumnElement[Any], ...]
 INVOICE_STATUSES = ("draft", "open", "paid", "void", "uncollectible")
@@ -44,29 +48,9 @@ PAYMENT_STATUSES = ("pending", "requires_action", "succeeded", "failed")
 #: The statuses of a payment whose outcome is not final yet.
 IN_FLIGHT = ("pending", "requires_action")
 REFUND_STATUSES = ("pending", "succeeded", "failed")
-LICENSE_STATUSES = ("active", "inactive", "expired", "revoked")
-
-
-def external_id_column() -> Mapped[str | None]:
-    """Return the column of the id a record has in the merchant's system or processor."""
-    return mapped_column(String(255))
-
-
-def metadata_column() -> Mapped[dict[str, Any]]:
-    """Return the column of the merchant's own key-value pairs (``metadata`` in SQL)."""
-    return mapped_column("metadata", JSON, default=dict, server_default=text("'{}'"))
-
-
-def scope_constraints() -> tuple[Any, ...]:
-    """Return the checks of a record that belongs to a business in one mode.
-
-    The record's ``external_id`` is unique in that scope (records without one
-    never clash).
-    """
-    return (
-        CheckConstraint(one_of("mode", MODES), name="mode"),
-        UniqueConstraint("business_id", "mode", "external_id"),
-    )
+#: When a customer's downgrade takes effect; whether a change mid-period is prorated.
+DOWNGRADE_TIMINGS = ("now", "period_end")
+PRORATIONS = ("prorate", "none")
 
 
 class Business(Base):
@@ -83,6 +67,8 @@ class Business(Base):
             "invoice_counter_live >= 0 AND invoice_counter_test >= 0", name="invoice_counters"
         ),
         CheckConstraint("cancel_at_period_end OR cancel_now", name="cancel_options"),
+        CheckConstraint(one_of("downgrades_at", DOWNGRADE_TIMINGS), name="downgrades_at"),
+        CheckConstraint(one_of("proration", PRORATIONS), name="proration"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -103,6 +89,15 @@ class Business(Base):
     # Which ways of cancelling the portal offers (at least one).
     cancel_at_period_end: Mapped[bool] = mapped_column(Boolean, default=True)
     cancel_now: Mapped[bool] = mapped_column(Boolean, default=True)
+    # What customers may change by themselves (see SWITCHES), and how.
+    plan_changes: Mapped[bool] = mapped_column(Boolean, default=False)
+    quantity_changes: Mapped[bool] = mapped_column(Boolean, default=False)
+    add_ons: Mapped[bool] = mapped_column(Boolean, default=False)
+    pause: Mapped[bool] = mapped_column(Boolean, default=False)
+    cancellation_reasons: Mapped[bool] = mapped_column(Boolean, default=False)
+    retention_offer: Mapped[bool] = mapped_column(Boolean, default=False)
+    downgrades_at: Mapped[str] = mapped_column(String(10), default="period_end")
+    proration: Mapped[str] = mapped_column(String(7), default="none")
     created_at: Mapped[datetime] = created_at_column()
 
     #: Whether the business has a logo, without loading it.
@@ -183,6 +178,11 @@ class Subscription(Base):
         CheckConstraint("price_amount >= 0", name="price_amount"),
         CheckConstraint("current_period_end > current_period_start", name="period"),
         CheckConstraint("length(product) > 0", name="product"),
+        CheckConstraint("pending_quantity >= 1", name="pending_quantity"),
+        CheckConstraint(
+            "(pending_at IS NULL) = (pending_price_id IS NULL AND pending_quantity IS NULL)",
+            name="pending_change",
+        ),
         currency_check(),
         *scope_constraints(),
     )
@@ -213,13 +213,24 @@ class Subscription(Base):
     updated_at: Mapped[datetime] = updated_at_column()
     # The saved card renewals are charged to; None until the customer picks one.
     payment_method_id: Mapped[int | None] = mapped_column(ForeignKey("portal_payment_methods.id"))
+    # The catalogue price it is on (None: terms given by hand), and a change
+    # scheduled for pending_at (a downgrade at period end): price, quantity or both.
+    price_id: Mapped[int | None] = mapped_column(ForeignKey("portal_prices.id"))
+    pending_price_id: Mapped[int | None] = mapped_column(ForeignKey("portal_prices.id"))
+    pending_quantity: Mapped[int | None] = mapped_column(Integer)
+    pending_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     customer: Mapped[Customer] = relationship()
     payment_method: Mapped[PaymentMethod | None] = relationship()
+    price: Mapped[Price | None] = relationship(foreign_keys=[price_id])
+    pending_price: Mapped[Price | None] = relationship(foreign_keys=[pending_price_id])
+    add_ons: Mapped[list[SubscriptionAddOn]] = relationship(
+        viewonly=True, order_by="SubscriptionAddOn.id"
+    )
 
     @property
     def amount(self) -> int:
-        """What one period costs, in minor units."""
+        """What one period of the plan costs, in minor units (add-ons apart)."""
         return self.price_amount * self.quantity
 
     @property
@@ -421,30 +432,3 @@ class Refund(Base):
     created_at: Mapped[datetime] = created_at_column()
 
     payment: Mapped[Payment] = relationship(back_populates="refunds")
-
-
-class LicenseKey(Base):
-    """A license key sold to a customer, with its activation count."""
-
-    __tablename__ = "portal_license_keys"
-    __table_args__ = (
-        CheckConstraint(one_of("status", LICENSE_STATUSES), name="status"),
-        CheckConstraint("activation_limit IS NULL OR activation_limit >= 1", name="limit"),
-        CheckConstraint(
-            "activations >= 0 AND (activation_limit IS NULL OR activations <= activation_limit)",
-            name="activations",
-        ),
-        CheckConstraint("length(key) >= 8", name="key"),
-    )
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    public_id: Mapped[str] = public_id_column("lk")
-    customer_id: Mapped[int] = mapped_column(ForeignKey("portal_customers.id"), index=True)
-    subscription_id: Mapped[int | None] = mapped_column(ForeignKey("portal_subscriptions.id"))
-    key: Mapped[str] = mapped_column(String(128), unique=True)
-    product: Mapped[str] = mapped_column(String(200))
-    status: Mapped[str] = mapped_column(String(8))
-    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
-    activation_limit: Mapped[int | None] = mapped_column(Integer)
-    activations: Mapped[int] = mapped_column(Integer, default=0)
-    created_at: Mapped[datetime] = created_at_column()
