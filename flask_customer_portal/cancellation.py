@@ -13,6 +13,7 @@ from sqlalchemy import update
 from . import emails, signals
 from . import validation as v
 from .billing import void_dues
+from .cancellation_reasons import checked_reason
 from .db import utcnow
 from .errors import ValidationError
 from .models import CURRENT_STATUSES, Subscription
@@ -47,7 +48,12 @@ def cancel_options(subscription: Subscription) -> tuple[str, ...]:
 
 
 def cancel_subscription(
-    subscription: Subscription, *, at_period_end: bool, offered_only: bool = True
+    subscription: Subscription,
+    *,
+    at_period_end: bool,
+    offered_only: bool = True,
+    reason: str | None = None,
+    comment: str | None = None,
 ) -> Subscription:
     """Cancel ``subscription`` the way the customer chose; queue the email; commit.
 
@@ -63,14 +69,24 @@ def cancel_subscription(
     for a plan that has ended, and a payment of them still waiting for the
     customer's bank is closed at the provider. Nothing is refunded.
 
-    Sends :data:`~.signals.subscription_cancelled`.
+    The reason and comment, when given, are kept in ``cancellation_reason`` and
+    ``cancellation_comment`` (a later cancellation without them keeps the ones
+    there). Sends :data:`~.signals.subscription_cancelled` with them.
 
     :param offered_only: ``False`` records a cancellation made elsewhere (at
-        the payment processor) whatever ways its business offers its customers.
+        the payment processor) whatever ways its business offers its customers;
+        it needs no reason.
+    :param reason: why the customer cancels: a code of the business's list
+        (:func:`~.cancellation_reasons.reasons_for`); required when its
+        ``cancellation_reasons`` switch is on, unless ``offered_only`` is ``False``.
+    :param comment: what the customer added, plain text of at most 500 characters
+        (stripped; empty is none).
     :raises ValidationError: it has already ended (code ``"already_cancelled"``,
         ``"already_expired"`` or ``"already_failed"``), or this way is not offered
         for it now (see :func:`cancel_options`; code ``"already_scheduled"``,
-        ``"no_paid_period"``, ``"period_end_not_offered"`` or ``"now_not_offered"``).
+        ``"no_paid_period"``, ``"period_end_not_offered"`` or ``"now_not_offered"``),
+        or the reason is missing (``"reason_required"``) or not of the list
+        (``"invalid_reason"``), or the comment is not acceptable text (field ``"comment"``).
     :raises InvalidTransition: it changed meanwhile (another request won).
     """
     way = "period_end" if at_period_end else "now"
@@ -82,6 +98,15 @@ def cancel_subscription(
         )
     if offered_only and way not in cancel_options(subscription):
         raise _not_offered(subscription, way)
+    business = subscription.customer.business
+    reason, comment = checked_reason(
+        business, reason, comment, required=offered_only and business.cancellation_reasons
+    )
+    feedback = (
+        {"cancellation_reason": reason, "cancellation_comment": comment}
+        if reason or comment
+        else {}
+    )
     now, previous_status, voided = utcnow(), subscription.status, 0
     with unit_of_work():
         if at_period_end:
@@ -93,6 +118,7 @@ def cancel_subscription(
                 cancel_at_period_end=True,
                 cancelled_at=now,
                 next_billing_at=None,
+                **feedback,
             )
             ends = subscription.current_period_end
         else:
@@ -103,6 +129,7 @@ def cancel_subscription(
                 ended_at=now,
                 cancel_at_period_end=False,
                 next_billing_at=None,
+                **feedback,
             )
             voided = void_dues(subscription)
             ends = now
@@ -118,6 +145,8 @@ def cancel_subscription(
         customer=subscription.customer,
         subscription=subscription,
         at_period_end=at_period_end,
+        reason=reason,
+        comment=comment,
     )
     if previous_status == "on_hold":
         # A payment of its dues may be waiting for the customer's bank: close it.
@@ -145,8 +174,10 @@ def _not_offered(subscription: Subscription, way: str) -> ValidationError:
 def undo_cancellation(subscription: Subscription) -> Subscription:
     """Take back a cancellation scheduled for the end of the period; queue the email; commit.
 
-    The subscription renews again at the end of its period. Sends
-    :data:`~.signals.cancellation_undone`.
+    The subscription renews again at the end of its period. The reason and
+    comment given when cancelling are cleared with the cancellation: they no
+    longer stand (they were sent in :data:`~.signals.subscription_cancelled`).
+    Sends :data:`~.signals.cancellation_undone`.
 
     :raises ValidationError: no cancellation is scheduled (code
         ``"nothing_to_undo"``), or its period has ended (``"period_over"``).
@@ -170,6 +201,8 @@ def undo_cancellation(subscription: Subscription) -> Subscription:
             Subscription.current_period_end > now,
             cancel_at_period_end=False,
             cancelled_at=None,
+            cancellation_reason=None,
+            cancellation_comment=None,
             next_billing_at=Subscription.current_period_end,
         )
         emails.queue_cancellation_undone(subscription)

@@ -126,6 +126,10 @@ DEFAULTS: dict[str, Any] = {
     "STRIPE_API_BASE": None,
     # Stripe webhook deliveries, per business's endpoint.
     "STRIPE_WEBHOOK_RATE_LIMIT": "600 per minute",
+    # The reasons a cancelling customer chooses from, where the business asks: a dict of a
+    # business's public id (or "*" for every other business) to a list of (code, label)
+    # pairs. Businesses it does not cover get the built-in list (DEFAULT_REASONS).
+    "CANCELLATION_REASONS": {},
 }
 
 _TYPES: dict[str, type | tuple[type, ...]] = {
@@ -166,6 +170,7 @@ _TYPES: dict[str, type | tuple[type, ...]] = {
     "STRIPE_JS_URL": str,
     "STRIPE_API_BASE": (str, type(None)),
     "STRIPE_WEBHOOK_RATE_LIMIT": str,
+    "CANCELLATION_REASONS": dict,
 }
 
 
@@ -226,6 +231,7 @@ def check(app: Flask) -> None:
     if app.config[PREFIX + "RETENTION_DAYS"] <= 0:
         raise ConfigurationError(f"{PREFIX}RETENTION_DAYS must be a positive number of days")
     _check_stripe(app)
+    _check_cancellation_reasons(app.config[PREFIX + "CANCELLATION_REASONS"])
     for name, url in [("EXTERNAL_URL", app.config[PREFIX + "EXTERNAL_URL"])] + [
         (key, origin)
         for key in ("RETURN_URL_ORIGINS", "PROVIDER_ORIGINS")
@@ -383,3 +389,30 @@ def config_value(name: str, app: Flask | None = None) -> Any:
     if name not in DEFAULTS:
         raise KeyError(f"{PREFIX}{name} is not a flask-customer-portal setting")
     return (app or current_app).config[PREFIX + name]
+
+
+_REASON_CODE = re.compile(r"[a-z0-9][a-z0-9_-]{0,39}")
+
+
+def _check_cancellation_reasons(setting: dict[str, Any]) -> None:
+    name = f"{PREFIX}CANCELLATION_REASONS"
+    for key, reasons in setting.items():
+        if not isinstance(key, str) or not isinstance(reasons, (list, tuple)) or not reasons:
+            raise ConfigurationError(f"{name}[{key!r}] must be a non-empty list of (code, label)")
+        codes = []
+        for pair in reasons:
+            if (
+                not isinstance(pair, (list, tuple))
+                or len(pair) != 2
+                or not isinstance(pair[0], str)
+                or not _REASON_CODE.fullmatch(pair[0])
+                or pair[1] is None
+                or (isinstance(pair[1], str) and not pair[1].strip())
+            ):
+                raise ConfigurationError(
+                    f"{name}[{key!r}]: {pair!r} is not a (code, label) pair with a code of "
+                    "1-40 lower-case letters, digits, '-' or '_', and a label"
+                )
+            codes.append(pair[0])
+        if len(set(codes)) != len(codes):
+            raise ConfigurationError(f"{name}[{key!r}] names a code twice")

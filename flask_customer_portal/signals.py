@@ -25,7 +25,8 @@ profile_updated = _signals.signal("profile-updated")
 #: ``old_email``, ``new_email``.
 email_changed = _signals.signal("email-changed")
 #: A subscription was cancelled. Sender: the app; ``customer``, ``subscription``,
-#: ``at_period_end`` (False: it ended at once).
+#: ``at_period_end`` (False: it ended at once), ``reason`` (the code the customer
+#: chose, or None) and ``comment`` (their words, or None).
 subscription_cancelled = _signals.signal("subscription-cancelled")
 #: A cancellation scheduled for the end of the period was undone. Sender: the
 #: app; ``customer``, ``subscription``.

@@ -67,6 +67,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "history",
         "subscriptions",
         "cancellation",
+        "cancellation_reasons",
         "provider_customers",
         "cards",
         "plans",

@@ -361,7 +361,8 @@ def test_0009_adds_the_catalogue_to_a_database_in_use(
         with engine.begin() as connection:
             for row in rows:
                 connection.execute(sa.text(row))
-        migrate.upgrade("0009")
+        # To the newest revision through 0009: the models below have the later columns too.
+        migrate.upgrade()
         acme = portal.get_business("acme")
         assert acme is not None
         assert not (acme.plan_changes or acme.quantity_changes or acme.add_ons or acme.pause)
@@ -383,3 +384,67 @@ def test_0009_adds_the_catalogue_to_a_database_in_use(
             columns = {c["name"] for c in sa.inspect(connection).get_columns("portal_businesses")}
             assert "plan_changes" not in columns
             assert connection.scalar(sa.text("SELECT quantity FROM portal_subscriptions")) == 2
+
+
+def test_0010_adds_cancellation_reasons_to_a_database_in_use(
+    empty_database_url: str, app_factory: Callable[..., Flask]
+) -> None:
+    """D1: subscriptions cancelled before 0010 have no reason and keep their cancellation; one
+    cancelled after keeps its reason; the way down keeps the subscriptions."""
+    app = app_factory(empty_database_url)
+    engine = app.extensions["customer_portal"].engine
+    rows = [
+        "INSERT INTO portal_businesses (id, public_id, name, default_locale, invoice_prefix, "
+        "invoice_counter_live, invoice_counter_test, cancel_at_period_end, cancel_now, "
+        "plan_changes, quantity_changes, add_ons, pause, cancellation_reasons, "
+        "retention_offer, downgrades_at, proration, created_at) VALUES (1, 'acme', 'Acme', "
+        "'en', 'ACME', 0, 0, true, true, false, false, false, false, false, false, "
+        "'period_end', 'none', '2026-11-01')",
+        "INSERT INTO portal_customers (id, public_id, business_id, mode, email, name, metadata, "
+        "created_at, updated_at) VALUES (1, 'cus_1', 1, 'test', 'c@example.com', 'C', '{}', "
+        "'2026-11-01', '2026-11-01')",
+        "INSERT INTO portal_subscriptions (id, public_id, customer_id, business_id, mode, "
+        "product, plan, price_amount, currency, interval, interval_count, quantity, status, "
+        "current_period_start, current_period_end, cancel_at_period_end, cancelled_at, metadata, "
+        "created_at, updated_at) VALUES (1, 'sub_1', 1, 1, 'test', 'Cloud', 'Pro', 2900, 'USD', "
+        "'month', 1, 1, 'active', '2026-11-01', '2099-12-01', true, '2026-11-02', '{}', "
+        "'2026-11-01', '2026-11-01')",
+    ]
+    with app.app_context():
+        migrate.upgrade("0009")
+        with engine.begin() as connection:
+            for row in rows:
+                connection.execute(sa.text(row))
+        migrate.upgrade("0010")
+        with engine.connect() as connection:
+            assert connection.execute(
+                sa.text(
+                    "SELECT cancel_at_period_end, cancellation_reason FROM portal_subscriptions"
+                )
+            ).one() == (True, None)
+        # To the newest revision through 0010: the models below have any later columns too.
+        migrate.upgrade()
+        acme = portal.get_business("acme")
+        assert acme is not None
+        subscription = portal.get_subscription(acme, "sub_1", mode="test")
+        assert subscription is not None and subscription.cancel_at_period_end
+        assert (subscription.cancellation_reason, subscription.cancellation_comment) == (None, None)
+        portal.undo_cancellation(subscription)
+        portal.update_business(acme, cancellation_reasons=True)
+        portal.cancel_subscription(subscription, at_period_end=True, reason="other", comment="Hi")
+        portal_state.session.close()
+        with engine.connect() as connection:
+            assert connection.execute(
+                sa.text(
+                    "SELECT cancellation_reason, cancellation_comment FROM portal_subscriptions"
+                )
+            ).one() == ("other", "Hi")
+        migrate.downgrade("0009")
+        with engine.connect() as connection:
+            columns = {
+                c["name"] for c in sa.inspect(connection).get_columns("portal_subscriptions")
+            }
+            assert "cancellation_reason" not in columns
+            assert connection.scalar(
+                sa.text("SELECT cancel_at_period_end FROM portal_subscriptions")
+            )

@@ -54,7 +54,7 @@ def test_the_data_api_sends_the_signals_the_pages_send(
     portal.start_session(customer)
     ids = {"customer": customer.public_id, "subscription": subscription.public_id}
     assert heard == [
-        ("subscription-cancelled", {**ids, "at_period_end": True}),
+        ("subscription-cancelled", {**ids, "at_period_end": True, "reason": None, "comment": None}),
         ("cancellation-undone", ids),
         ("payment-method-saved", {"customer": ids["customer"], "payment_method": card.public_id}),
         ("payment-method-updated", {**ids, "payment_method": card.public_id}),

@@ -97,7 +97,9 @@ def test_cancel_at_period_end_then_undo(
     text = sent_text()
     assert "It ends on" in text and "you won't be charged again" in text
     ids = {"customer": signed_in.public_id, "subscription": subscription.public_id}
-    assert received == [("cancelled", ids | {"at_period_end": True})]
+    assert received == [
+        ("cancelled", ids | {"at_period_end": True, "reason": None, "comment": None})
+    ]
 
     response = post_undo(client, subscription)
     assert response.status_code == 303
@@ -130,7 +132,9 @@ def test_cancel_now_ends_it_and_moves_it_to_the_past(
     assert "Acme Cloud" in past and "Ended on" in past and "Cancelled" in past
     assert "It ended on" in sent_text() and "not refunded" in portal.local_messages()[0]["text"]
     ids = {"customer": signed_in.public_id, "subscription": subscription.public_id}
-    assert received == [("cancelled", ids | {"at_period_end": False})]
+    assert received == [
+        ("cancelled", ids | {"at_period_end": False, "reason": None, "comment": None})
+    ]
 
 
 @pytest.mark.parametrize(

@@ -209,6 +209,10 @@ class Subscription(Base):
     cancel_at_period_end: Mapped[bool] = mapped_column(Boolean, default=False)
     cancelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # Why the customer cancelled, when their business asks (a code of its list of
+    # reasons), and what they added in their own words: plain text, never shown unescaped.
+    cancellation_reason: Mapped[str | None] = mapped_column(String(40))
+    cancellation_comment: Mapped[str | None] = mapped_column(String(500))
     created_at: Mapped[datetime] = created_at_column()
     updated_at: Mapped[datetime] = updated_at_column()
     # The saved card renewals are charged to; None until the customer picks one.

@@ -26,6 +26,8 @@ _BY_CODE = {
     ),
     "nothing_to_undo": N_("This subscription has no cancellation to undo."),
     "period_over": N_("This subscription's period has ended; the cancellation stands."),
+    "reason_required": N_("Choose the reason you are cancelling."),
+    "invalid_reason": N_("Choose one of the reasons in the list."),
     # Paying.
     "subscription_ended": N_("This subscription has ended; its payment method cannot change."),
     "nothing_to_pay": N_("This subscription has nothing to pay."),
@@ -59,6 +61,9 @@ _BY_FIELD = {
     ("phone", "no_country_code"): N_(
         "Phone is not a phone number; include the country code, like +55 11 98765-4321."
     ),
+    ("comment", "too_long"): N_("Your comment must be at most %(max_length)s characters."),
+    ("comment", "card_number"): N_("Your comment looks like a card number; never type one here."),
+    ("comment", "control_characters"): N_("Your comment must not contain control characters."),
     ("invoice", "nothing_to_pay"): N_("This invoice has nothing left to pay."),
     ("invoice", "payment_in_flight"): N_(
         "A payment of this invoice is not finished yet. Check again in a moment."

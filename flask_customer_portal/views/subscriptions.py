@@ -9,6 +9,7 @@ from flask import Blueprint, flash, redirect, render_template, request, url_for
 from .. import formatting
 from ..billing import outstanding_dues
 from ..cancellation import CANCEL_WAYS, cancel_options, cancel_subscription, undo_cancellation
+from ..cancellation_reasons import MAX_COMMENT_LENGTH, reasons_for
 from ..errors import InvalidTransition, ValidationError
 from ..i18n import N_, current_locale, gettext
 from ..models import CURRENT_STATUSES, Customer, Subscription
@@ -70,10 +71,16 @@ def cancel(subscription_id: str) -> Any:
     if when not in CANCEL_WAYS:
         return _cancel_page(subscription, gettext("Choose when the subscription should end."), 400)
     at_period_end = when == "period_end"
+    asks = subscription.customer.business.cancellation_reasons
     try:
-        cancel_subscription(subscription, at_period_end=at_period_end)
+        cancel_subscription(
+            subscription,
+            at_period_end=at_period_end,
+            reason=request.form.get("reason") if asks else None,
+            comment=request.form.get("comment") if asks else None,
+        )
     except ValidationError as error:
-        return _cancel_page(subscription, error_message(error), 400)
+        return _cancel_page(subscription, error_message(error), 400, field=error.field)
     except InvalidTransition:
         return _cancel_page(subscription, gettext(_CHANGED), 409)
     if at_period_end:
@@ -101,8 +108,11 @@ def undo(subscription_id: str) -> Any:
     return redirect(url_for(".subscriptions"), 303)
 
 
-def _cancel_page(subscription: Subscription, error: str | None = None, status: int = 200) -> Any:
+def _cancel_page(
+    subscription: Subscription, error: str | None = None, status: int = 200, field: str = "when"
+) -> Any:
     dues = outstanding_dues(subscription)[0] if subscription.status == "on_hold" else 0
+    asks = subscription.customer.business.cancellation_reasons
     page = render_template(
         "customer_portal/cancel_subscription.html",
         subscription=subscription,
@@ -111,5 +121,10 @@ def _cancel_page(subscription: Subscription, error: str | None = None, status: i
         dues=dues,
         ended=subscription.status not in CURRENT_STATUSES,
         error=error,
+        error_field=field,
+        reasons=reasons_for(subscription.customer.business) if asks else (),
+        chosen=request.form.get("reason"),
+        comment=request.form.get("comment", ""),
+        max_comment=MAX_COMMENT_LENGTH,
     )
     return page, status

@@ -20,11 +20,15 @@ PORTUGUESE = Translations.load(
 
 
 def test_cancel_at_period_end_undo_then_cancel_now(store: Store, page: Any) -> None:
-    """Journey 4: cancel at the end of the period → undo → cancel now; each step is mailed."""
+    """Journey 4: cancel at the end of the period → undo → cancel now; each step is mailed.
+    The example store asks why: a reason of its list, and a comment."""
     sign_in(store, page, "ana@example.com")
     page.get_by_role("link", name="Subscriptions", exact=True).click()
     page.get_by_role("link", name="Cancel subscription").click()
     page.get_by_role("radio", name=re.compile("^At the end of the period")).check()
+    reasons = page.get_by_role("group", name="Why are you cancelling?")
+    reasons.get_by_role("radio", name="It is too expensive").check()
+    page.get_by_label("Anything else you would like to tell us? (optional)").fill("Too dear")
     page.get_by_role("button", name="Cancel subscription").click()
     page.get_by_text(re.compile("Acme Cloud Pro will end on .+ You can undo this")).wait_for()
     assert page.get_by_text(re.compile("^Cancels on")).is_visible()
@@ -35,6 +39,7 @@ def test_cancel_at_period_end_undo_then_cancel_now(store: Store, page: Any) -> N
 
     page.get_by_role("link", name="Cancel subscription").click()
     page.get_by_role("radio", name=re.compile("^Now: access ends immediately")).check()
+    page.get_by_role("radio", name="I am not using it enough").check()
     page.get_by_role("button", name="Cancel subscription").click()
     page.get_by_text("Acme Cloud Pro is cancelled.").wait_for()
     past = page.get_by_role("region", name="Past")
