@@ -9,10 +9,12 @@ on. Who commits: every writer here commits its change.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
 from . import validation as v
 from .config import config_value
@@ -62,7 +64,11 @@ def create_product(
     fields = {"name": v.required_text("name", name, max_length=200)}
     labels = merchant_fields(external_id, metadata)
     _check_name_free(Product, scope, fields["name"])
-    with claiming(Product, scope, labels["external_id"]), unit_of_work() as session:
+    with (
+        claiming(Product, scope, labels["external_id"]),
+        _name_claimed(lambda: _check_name_free(Product, scope, fields["name"])),
+        unit_of_work() as session,
+    ):
         product = Product(**scope, **fields, **labels, active=True)
         session.add(product)
     return product
@@ -79,7 +85,13 @@ def update_product(
             _check_name_free(Product, _scope(product), changes["name"])
     if active is not None:
         changes["active"] = v.boolean("active", active)
-    with unit_of_work():
+    scope = _scope(product)
+
+    def check_free() -> None:
+        if "name" in changes:
+            _check_name_free(Product, scope, changes["name"])
+
+    with _name_claimed(check_free), unit_of_work():
         for key, value in changes.items():
             setattr(product, key, value)
     return product
@@ -145,10 +157,13 @@ def create_price(
     )
     fields["name"] = v.text("name", name, max_length=200, required=False) or ""
     labels = merchant_fields(external_id, metadata)
-    if _named(product, fields["name"]) is not None:
-        raise ValidationError("name", "name_taken", "is the name of another price of the product")
+    _check_price_name_free(product, fields["name"])
     scope = _scope(product)
-    with claiming(Price, scope, labels["external_id"]), unit_of_work() as session:
+    with (
+        claiming(Price, scope, labels["external_id"]),
+        _name_claimed(lambda: _check_price_name_free(product, fields["name"])),
+        unit_of_work() as session,
+    ):
         price = Price(product_id=product.id, **scope, **fields, **labels, active=True)
         session.add(price)
     return price
@@ -159,14 +174,15 @@ def update_price(price: Price, *, name: str | None = None, active: bool | None =
     changes: dict[str, Any] = {}
     if name is not None:
         changes["name"] = v.text("name", name, max_length=200, required=False) or ""
-        other = _named(price.product, changes["name"])
-        if other is not None and other.id != price.id:
-            raise ValidationError(
-                "name", "name_taken", "is the name of another price of the product"
-            )
+        _check_price_name_free(price.product, changes["name"], other_than=price)
     if active is not None:
         changes["active"] = v.boolean("active", active)
-    with unit_of_work():
+
+    def check_free() -> None:
+        if "name" in changes:
+            _check_price_name_free(price.product, changes["name"], other_than=price)
+
+    with _name_claimed(check_free), unit_of_work():
         for key, value in changes.items():
             setattr(price, key, value)
     return price
@@ -366,6 +382,23 @@ def _check_name_free(model: type[Product], scope: dict[str, Any], name: str) -> 
 
 def _named(product: Product, name: str) -> Price | None:
     return portal.session.scalar(select(Price).filter_by(product_id=product.id, name=name))
+
+
+def _check_price_name_free(product: Product, name: str, *, other_than: Price | None = None) -> None:
+    other = _named(product, name)
+    if other is not None and other is not other_than:
+        raise ValidationError("name", "name_taken", "is the name of another price of the product")
+
+
+@contextmanager
+def _name_claimed(check_free: Callable[[], None]) -> Iterator[None]:
+    # Of two writers racing for one name, the unique constraint lets one win; the
+    # other's integrity error becomes the clear refusal the look-up before would give.
+    try:
+        yield
+    except IntegrityError:
+        check_free()
+        raise
 
 
 def _scope(record: Product | Price) -> dict[str, Any]:

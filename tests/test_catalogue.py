@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import threading
 from datetime import timedelta
 
 import pytest
 import sqlalchemy as sa
+from flask import Flask
 from flask_babel import force_locale
 from sqlalchemy.orm import Session
 
 import flask_customer_portal as portal
 from flask_customer_portal.businesses import SWITCHES
 from flask_customer_portal.models import Business, Customer, Price, Product, SubscriptionAddOn
+
+from .helpers import run_threads
 
 
 @pytest.fixture
@@ -111,6 +115,39 @@ def test_the_same_product_name_twice_in_a_mode_is_refused(
         portal.create_product(business, "Acme Cloud", mode="test")
     assert caught.value.code == "name_taken"
     assert portal.create_product(business, "Acme Cloud", mode="live").mode == "live"
+
+
+@pytest.mark.postgresql_only
+def test_writers_racing_for_one_name_end_with_one_and_clear_refusals(
+    app: Flask, session: Session, business: Business, cloud: Product
+) -> None:
+    """D1: eight workers creating one new product name, and eight one price name, at once:
+    one of each is written, the others are refused with name_taken (not a database error)."""
+    business_id, cloud_id = business.id, cloud.id
+    made: list[str] = []
+    refused: list[str] = []
+    barrier = threading.Barrier(16)
+
+    def create(kind: str) -> None:
+        with app.app_context():
+            own = app.extensions["customer_portal"].session
+            barrier.wait()
+            try:
+                if kind == "product":
+                    portal.create_product(own.get(Business, business_id), "Acme Mail", mode="test")
+                else:
+                    product = own.get(Product, cloud_id)
+                    portal.create_price(product, name="Team", amount=9900, currency="USD")
+                made.append(kind)
+            except portal.ValidationError as error:
+                refused.append(f"{kind}:{error.field}:{error.code}")
+
+    kinds = ["product", "price"] * 8
+    run_threads(lambda: create(kinds.pop()), 16)
+    assert sorted(made) == ["price", "product"]
+    assert sorted(refused) == ["price:name:name_taken"] * 7 + ["product:name:name_taken"] * 7
+    assert session.scalar(sa.select(sa.func.count()).where(Product.name == "Acme Mail")) == 1
+    assert session.scalar(sa.select(sa.func.count()).where(Price.name == "Team")) == 1
 
 
 def test_every_switch_is_off_for_a_new_business_and_turns_on(business: Business) -> None:
