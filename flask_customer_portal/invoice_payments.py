@@ -18,10 +18,9 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from . import validation as v
-from .db import utcnow
 from .errors import ValidationError
 from .models import IN_FLIGHT, Invoice, Payment, PaymentMethod
-from .payments import attempt_with_key, pay_once, reactivate_subscription
+from .payments import add_attempt, attempt_with_key, pay_once, reactivate_subscription
 from .proxies import portal, update_one
 from .settlement import PaymentOutcome
 
@@ -156,22 +155,5 @@ def _new_attempt(invoice: Invoice, method: PaymentMethod, key: str) -> Payment:
     amount = amount_due(invoice)
     if amount <= 0:
         raise ValidationError("invoice", "nothing_to_pay", "has nothing left to pay")
-    customer = invoice.customer
-    now = utcnow()
-    payment = Payment(
-        customer=customer,
-        **customer.scope,
-        invoice=invoice,
-        # No subscription: settling it pays this invoice, and nothing else.
-        subscription=None,
-        payment_method=method,
-        amount=amount,
-        currency=invoice.currency,
-        status="pending",
-        idempotency_key=key,
-        created_at=now,
-        updated_at=now,
-    )
-    portal.session.add(payment)
-    portal.session.flush()
-    return payment
+    # No subscription: settling it pays this invoice, and nothing else.
+    return add_attempt(invoice.customer, invoice, method, key, amount=amount, subscription=None)

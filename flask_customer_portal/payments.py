@@ -29,7 +29,7 @@ from .db import utcnow
 from .errors import InvalidTransition, ValidationError
 from .formatting import locale_of
 from .i18n import gettext
-from .models import IN_FLIGHT, Invoice, Payment, PaymentMethod, Subscription
+from .models import IN_FLIGHT, Customer, Invoice, Payment, PaymentMethod, Subscription
 from .provider_customers import customer_ref
 from .providers.base import ProviderError
 from .proxies import portal, provider_for, update_one
@@ -250,14 +250,32 @@ def _new_attempt(subscription: Subscription, method: PaymentMethod, key: str) ->
         issued_at=now,
         due_at=now,
     )
+    return add_attempt(customer, invoice, method, key, amount=total, subscription=subscription)
+
+
+def add_attempt(
+    customer: Customer,
+    invoice: Invoice,
+    method: PaymentMethod,
+    key: str,
+    *,
+    amount: int,
+    subscription: Subscription | None,
+) -> Payment:
+    """Add (and flush, don't commit) ``customer``'s pending payment to pay ``invoice``.
+
+    With a ``subscription``, settling it reactivates that subscription; without
+    one it pays ``invoice`` alone.
+    """
+    now = utcnow()
     payment = Payment(
         customer=customer,
         **customer.scope,
         invoice=invoice,
         subscription=subscription,
         payment_method=method,
-        amount=total,
-        currency=subscription.currency,
+        amount=amount,
+        currency=invoice.currency,
         status="pending",
         idempotency_key=key,
         created_at=now,
